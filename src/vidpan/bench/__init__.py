@@ -1,0 +1,1 @@
+"""Benchmarks behind `vidpan bench`: evaluation speed, segmenter and video inference time and memory."""

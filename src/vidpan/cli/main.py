@@ -1,0 +1,53 @@
+"""Entry point of the ``vidpan`` command.
+
+Each subcommand lives in its own module under :mod:`vidpan.cli` and exposes
+``add_parser(subparsers)``; the parser it adds sets ``func`` to a ``run(args) -> int`` that
+calls library functions. Bad input (:class:`vidpan.errors.InputError`) becomes a one-line
+message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from vidpan import __version__
+from vidpan.errors import InputError
+
+# Subcommand modules, in the order `vidpan --help` lists them.
+COMMANDS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidpan",
+        description="Video panoptic / semantic segmentation (DVIS on a frozen DINOv2 ViT) and exact evaluation.",
+    )
+    parser.add_argument("--version", action="version", version=f"vidpan {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"vidpan.cli.{name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"vidpan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vidpan {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

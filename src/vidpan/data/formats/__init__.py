@@ -1,0 +1,1 @@
+"""Readers and writers of the official on-disk formats (VIPSeg, VSPW, COCO panoptic)."""

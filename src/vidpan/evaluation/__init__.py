@@ -1,0 +1,1 @@
+"""Evaluation: VPQ, STQ (VIPSeg) and mIoU, fwIoU, VC (VSPW), exactly as the official scripts."""

@@ -1,0 +1,1 @@
+"""Video inference: the streaming predictor, post-processing, video I/O and visualisation."""

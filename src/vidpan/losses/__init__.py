@@ -1,0 +1,1 @@
+"""Training losses: Hungarian matchers and the Mask2Former / DVIS set criterion."""

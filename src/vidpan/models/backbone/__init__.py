@@ -1,0 +1,1 @@
+"""Backbones: the DINOv2 vision transformer and the ViT-Adapter (no injectors) that turns it into a pyramid."""

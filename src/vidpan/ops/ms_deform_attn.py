@@ -1,0 +1,150 @@
+"""Multi-scale deformable attention (Deformable DETR), in pure PyTorch.
+
+Sampling uses ``F.grid_sample`` (bilinear, zero padding, ``align_corners=False``), exactly the
+semantics of the reference CUDA kernel and of Mask2Former's ``ms_deform_attn_core_pytorch``:
+a normalised coordinate ``u`` in [0, 1] maps to pixel ``u * W - 0.5`` so ``(j + 0.5) / W`` is the
+centre of pixel ``j``, and samples outside the map read zeros. The core always runs in float32
+(as DINOv2's adapter and Mask2Former's pixel decoder do), whatever the input dtype.
+
+:class:`MSDeformAttn` keeps the reference parameter names (``sampling_offsets``,
+``attention_weights``, ``value_proj``, ``output_proj``) and adds ``value_ratio``: DVIS++ ignores
+its ``ratio`` argument (full-width value/output projections, ratio 1.0) while ViT-Adapter,
+ViT-CoMer and DINOv2's own adapter use ``d * ratio`` (0.5).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def ms_deform_attn_core(
+    value: torch.Tensor,
+    spatial_shapes: list[tuple[int, int]],
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
+    """Weighted bilinear sampling of multi-level value maps.
+
+    Args:
+        value: [B, S, M, D] value tokens of all levels concatenated (S = sum of H_l * W_l),
+            M heads of D channels.
+        spatial_shapes: the (H_l, W_l) of each of the L levels, in the order of ``value``.
+        sampling_locations: [B, Q, M, L, P, 2] normalised (x, y) locations in [0, 1].
+        attention_weights: [B, Q, M, L, P], already normalised over L * P.
+
+    Returns:
+        [B, Q, M * D] (float32).
+    """
+    b, _, m, d = value.shape
+    _, q, _, num_levels, num_points, _ = sampling_locations.shape
+    value = value.float()
+    grids = 2.0 * sampling_locations.float() - 1.0
+    sizes = [h * w for h, w in spatial_shapes]
+    per_level = value.split(sizes, dim=1)
+    samples = []
+    for level, (h, w) in enumerate(spatial_shapes):
+        # [B, H*W, M, D] -> [B*M, D, H, W]
+        v = per_level[level].flatten(2).transpose(1, 2).reshape(b * m, d, h, w)
+        # [B, Q, M, P, 2] -> [B*M, Q, P, 2]
+        g = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
+        # -> [B*M, D, Q, P]
+        samples.append(F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False))
+    # [B, Q, M, L, P] -> [B*M, 1, Q, L*P]
+    weights = attention_weights.float().transpose(1, 2).reshape(b * m, 1, q, num_levels * num_points)
+    stacked = torch.stack(samples, dim=-2).flatten(-2)  # [B*M, D, Q, L*P]
+    out = (stacked * weights).sum(-1).view(b, m * d, q)
+    return out.transpose(1, 2).contiguous()  # [B, Q, M*D]
+
+
+class MSDeformAttn(nn.Module):
+    """Multi-scale deformable attention module.
+
+    Args:
+        dim: query / input width.
+        num_levels: number of value levels L.
+        num_heads: attention heads M.
+        num_points: sampling points per head and level P.
+        value_ratio: width of the value / output projections relative to ``dim``.
+    """
+
+    def __init__(
+        self, *, dim: int, num_levels: int, num_heads: int, num_points: int, value_ratio: float = 1.0
+    ) -> None:
+        super().__init__()
+        value_dim = int(dim * value_ratio)
+        if value_dim % num_heads != 0:
+            raise ValueError(f"value width {value_dim} must be divisible by num_heads {num_heads}")
+        self.dim = dim
+        self.value_dim = value_dim
+        self.num_levels = num_levels
+        self.num_heads = num_heads
+        self.num_points = num_points
+        self.sampling_offsets = nn.Linear(dim, num_heads * num_levels * num_points * 2)
+        self.attention_weights = nn.Linear(dim, num_heads * num_levels * num_points)
+        self.value_proj = nn.Linear(dim, value_dim)
+        self.output_proj = nn.Linear(value_dim, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Deformable DETR init: offsets point along M evenly spaced directions, scaled by p+1."""
+        nn.init.constant_(self.sampling_offsets.weight, 0.0)
+        angles = torch.arange(self.num_heads, dtype=torch.float32) * (2.0 * math.pi / self.num_heads)
+        grid = torch.stack([angles.cos(), angles.sin()], -1)
+        grid = grid / grid.abs().max(-1, keepdim=True)[0]
+        grid = grid.view(self.num_heads, 1, 1, 2).repeat(1, self.num_levels, self.num_points, 1)
+        for p in range(self.num_points):
+            grid[:, :, p, :] *= p + 1
+        with torch.no_grad():
+            self.sampling_offsets.bias.copy_(grid.view(-1))
+        nn.init.constant_(self.attention_weights.weight, 0.0)
+        nn.init.constant_(self.attention_weights.bias, 0.0)
+        nn.init.xavier_uniform_(self.value_proj.weight)
+        nn.init.constant_(self.value_proj.bias, 0.0)
+        nn.init.xavier_uniform_(self.output_proj.weight)
+        nn.init.constant_(self.output_proj.bias, 0.0)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        reference_points: torch.Tensor,
+        value_input: torch.Tensor,
+        spatial_shapes: list[tuple[int, int]],
+        padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Attend from each query to P points per head and level around its reference point.
+
+        Args:
+            query: [B, Q, C].
+            reference_points: [B, Q, L, 2] normalised (x, y) in [0, 1] (one point per level).
+            value_input: [B, S, C], S = sum of H_l * W_l.
+            spatial_shapes: (H_l, W_l) per level.
+            padding_mask: [B, S] bool, True where ``value_input`` is padding (zeroed).
+
+        Returns:
+            [B, Q, C] in the dtype of ``query``.
+        """
+        b, q, _ = query.shape
+        s = value_input.shape[1]
+        if sum(h * w for h, w in spatial_shapes) != s:
+            raise ValueError(f"spatial shapes {spatial_shapes} do not cover {s} value tokens")
+        value = self.value_proj(value_input)
+        if padding_mask is not None:
+            value = value.masked_fill(padding_mask[..., None], 0.0)
+        value = value.view(b, s, self.num_heads, self.value_dim // self.num_heads)
+        offsets = self.sampling_offsets(query).view(b, q, self.num_heads, self.num_levels, self.num_points, 2)
+        weights = self.attention_weights(query).view(b, q, self.num_heads, self.num_levels * self.num_points)
+        weights = weights.float().softmax(-1).view(b, q, self.num_heads, self.num_levels, self.num_points)
+        # Offsets are in pixels of each level: normalise by (W_l, H_l).
+        normalizer = torch.tensor(
+            [[w, h] for h, w in spatial_shapes], dtype=torch.float32, device=query.device
+        )  # [L, 2]
+        locations = (
+            reference_points[:, :, None, :, None, :].float()
+            + offsets.float() / normalizer[None, None, None, :, None, :]
+        )  # [B, Q, M, L, P, 2]
+        out = ms_deform_attn_core(value, spatial_shapes, locations, weights)
+        return self.output_proj(out.to(query.dtype))

@@ -1,0 +1,1 @@
+"""Training: the explicit loop, stages as data, distributed helpers."""
