@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -57,3 +58,31 @@ class SegmenterOutput:
     # Earlier predictions for deep supervision: the learnable-query prediction, then layers
     # 1..L-1 (the last layer's prediction is class_logits / mask_logits above).
     aux: tuple[MaskPrediction, ...] = ()
+
+
+@dataclass
+class Segment:
+    """One predicted segment of a video (the same id in every frame it appears in)."""
+
+    id: int  # segment id in the panoptic maps (> 0)
+    category_id: int  # model class space: things 0..num_things-1, then stuff
+    isthing: bool
+    score: float
+    track: int  # the query / track slot the segment comes from
+
+
+@dataclass
+class PanopticFrame:
+    """Panoptic result of one frame, at the original video resolution."""
+
+    index: int  # frame index in the video
+    segment_ids: np.ndarray  # [H, W] int32, 0 = void
+    segments: list[Segment]  # the segments present in this frame
+
+
+@dataclass
+class SemanticFrame:
+    """Semantic result of one frame, at the original video resolution."""
+
+    index: int
+    classes: np.ndarray  # [H, W] int32 model-space class ids
