@@ -86,3 +86,32 @@ class SemanticFrame:
 
     index: int
     classes: np.ndarray  # [H, W] int32 model-space class ids
+
+
+@dataclass
+class ClipTargets:
+    """Ground truth of one training clip: every instance (thing or stuff region) over all frames.
+
+    Stuff regions count as one instance per class (DVIS treats each stuff region as a track).
+    Instances absent from a frame have an all-False mask there (DVIS++ keeps every instance in
+    every frame; ids are never -1).
+    """
+
+    labels: torch.Tensor  # [M] int64, model class space (things first, then stuff)
+    ids: torch.Tensor  # [M] int64, the dataset's segment / track id
+    masks: torch.Tensor  # [M, T, H, W] bool
+
+    @property
+    def present(self) -> torch.Tensor:
+        """[M, T] bool: whether each instance is visible in each frame."""
+        return self.masks.flatten(2).any(-1)
+
+
+@dataclass
+class ClipSample:
+    """One training clip: frames and their targets, already augmented (same transform per frame)."""
+
+    video_id: str
+    frame_names: list[str]
+    frames: torch.Tensor  # [T, 3, H, W] uint8 RGB
+    targets: ClipTargets
