@@ -58,6 +58,10 @@ class SegmenterOutput:
     # Earlier predictions for deep supervision: the learnable-query prediction, then layers
     # 1..L-1 (the last layer's prediction is class_logits / mask_logits above).
     aux: tuple[MaskPrediction, ...] = ()
+    # (H, W) of the frames before padding to the size divisibility; the mask logits cover the
+    # padded size (H_pad/4, W_pad/4), so post-processing upsamples by 4 and crops to this.
+    # None when the decoder is run on its own (no image seen).
+    image_size: tuple[int, int] | None = None
 
 
 @dataclass
