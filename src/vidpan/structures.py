@@ -57,3 +57,11 @@ class SegmenterOutput:
     # Earlier predictions for deep supervision: the learnable-query prediction, then layers
     # 1..L-1 (the last layer's prediction is class_logits / mask_logits above).
     aux: tuple[MaskPrediction, ...] = ()
+
+
+@dataclass
+class TrackPrediction:
+    """Class and mask predictions of one tracker or refiner layer (slot order = track identity)."""
+
+    class_logits: torch.Tensor  # [B, T, Q, K+1]
+    mask_logits: torch.Tensor | None  # [B, T, Q, H/4, W/4]; None when masks were not requested
