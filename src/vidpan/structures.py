@@ -119,3 +119,11 @@ class ClipSample:
     frame_names: list[str]
     frames: torch.Tensor  # [T, 3, H, W] uint8 RGB
     targets: ClipTargets
+
+
+@dataclass
+class TrackPrediction:
+    """Class and mask predictions of one tracker or refiner layer (slot order = track identity)."""
+
+    class_logits: torch.Tensor  # [B, T, Q, K+1]
+    mask_logits: torch.Tensor | None  # [B, T, Q, H/4, W/4]; None when masks were not requested
