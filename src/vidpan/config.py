@@ -77,6 +77,8 @@ class AdapterConfig:
     # ViT-CoMer multi-receptive-field feature pyramid before each extractor (seed's alternative).
     use_mrfp: bool = False
     mrfp_ratio: float = 6.0
+    # Recompute the extractors in backward (activation checkpointing; DVIS++ VIT_ADAPTER.WITH_CP).
+    grad_checkpoint: bool = False
 
 
 @dataclass(frozen=True)

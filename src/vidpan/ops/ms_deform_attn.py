@@ -3,8 +3,9 @@
 Sampling uses ``F.grid_sample`` (bilinear, zero padding, ``align_corners=False``), exactly the
 semantics of the reference CUDA kernel and of Mask2Former's ``ms_deform_attn_core_pytorch``:
 a normalised coordinate ``u`` in [0, 1] maps to pixel ``u * W - 0.5`` so ``(j + 0.5) / W`` is the
-centre of pixel ``j``, and samples outside the map read zeros. The core always runs in float32
-(as DINOv2's adapter and Mask2Former's pixel decoder do), whatever the input dtype.
+centre of pixel ``j``, and samples outside the map read zeros. The core runs in at least float32
+(as DINOv2's adapter and Mask2Former's pixel decoder do): half-precision inputs are computed in
+float32, float64 inputs stay float64 (so ``torch.autograd.gradcheck`` can check it).
 
 :class:`MSDeformAttn` keeps the reference parameter names (``sampling_offsets``,
 ``attention_weights``, ``value_proj``, ``output_proj``) and adds ``value_ratio``: DVIS++ ignores
@@ -19,6 +20,11 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the sampling runs in: ``dtype`` promoted to at least float32."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 def ms_deform_attn_core(
@@ -37,12 +43,13 @@ def ms_deform_attn_core(
         attention_weights: [B, Q, M, L, P], already normalised over L * P.
 
     Returns:
-        [B, Q, M * D] (float32).
+        [B, Q, M * D] in ``compute_dtype(value.dtype)`` (float32 for half inputs, float64 for float64).
     """
     b, _, m, d = value.shape
     _, q, _, num_levels, num_points, _ = sampling_locations.shape
-    value = value.float()
-    grids = 2.0 * sampling_locations.float() - 1.0
+    dtype = compute_dtype(value.dtype)
+    value = value.to(dtype)
+    grids = 2.0 * sampling_locations.to(dtype) - 1.0
     sizes = [h * w for h, w in spatial_shapes]
     per_level = value.split(sizes, dim=1)
     samples = []
@@ -54,7 +61,7 @@ def ms_deform_attn_core(
         # -> [B*M, D, Q, P]
         samples.append(F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False))
     # [B, Q, M, L, P] -> [B*M, 1, Q, L*P]
-    weights = attention_weights.float().transpose(1, 2).reshape(b * m, 1, q, num_levels * num_points)
+    weights = attention_weights.to(dtype).transpose(1, 2).reshape(b * m, 1, q, num_levels * num_points)
     stacked = torch.stack(samples, dim=-2).flatten(-2)  # [B*M, D, Q, L*P]
     out = (stacked * weights).sum(-1).view(b, m * d, q)
     return out.transpose(1, 2).contiguous()  # [B, Q, M*D]
@@ -137,14 +144,15 @@ class MSDeformAttn(nn.Module):
         value = value.view(b, s, self.num_heads, self.value_dim // self.num_heads)
         offsets = self.sampling_offsets(query).view(b, q, self.num_heads, self.num_levels, self.num_points, 2)
         weights = self.attention_weights(query).view(b, q, self.num_heads, self.num_levels * self.num_points)
-        weights = weights.float().softmax(-1).view(b, q, self.num_heads, self.num_levels, self.num_points)
+        dtype = compute_dtype(query.dtype)
+        weights = weights.to(dtype).softmax(-1).view(b, q, self.num_heads, self.num_levels, self.num_points)
         # Offsets are in pixels of each level: normalise by (W_l, H_l).
         normalizer = torch.tensor(
-            [[w, h] for h, w in spatial_shapes], dtype=torch.float32, device=query.device
+            [[w, h] for h, w in spatial_shapes], dtype=dtype, device=query.device
         )  # [L, 2]
         locations = (
-            reference_points[:, :, None, :, None, :].float()
-            + offsets.float() / normalizer[None, None, None, :, None, :]
+            reference_points[:, :, None, :, None, :].to(dtype)
+            + offsets.to(dtype) / normalizer[None, None, None, :, None, :]
         )  # [B, Q, M, L, P, 2]
         out = ms_deform_attn_core(value, spatial_shapes, locations, weights)
         return self.output_proj(out.to(query.dtype))

@@ -1,1 +1,1 @@
-"""Backbones: the DINOv2 vision transformer and the ViT-Adapter (no injectors) that turns it into a pyramid."""
+"""Backbones: the DINOv2 vision transformer and the injector-free ViT-Adapter that makes it a pyramid."""
