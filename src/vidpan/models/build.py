@@ -63,7 +63,9 @@ def validate_model_config(cfg: ModelConfig) -> None:
                 f"model.{name}.hidden_dim: expected 2 * model.decoder.hidden_dim = {width}, got {part.hidden_dim}"
             )
     if not 0 < cfg.num_things <= cfg.num_classes:
-        raise InputError(f"model.num_things: expected 1..num_classes ({cfg.num_classes}), got {cfg.num_things}")
+        raise InputError(
+            f"model.num_things: expected 1..num_classes ({cfg.num_classes}), got {cfg.num_things}"
+        )
     if cfg.class_names and len(cfg.class_names) != cfg.num_classes:
         raise InputError(f"model.class_names: expected {cfg.num_classes} names, got {len(cfg.class_names)}")
     if cfg.dataset_category_ids and len(cfg.dataset_category_ids) != cfg.num_classes:
@@ -73,7 +75,9 @@ def validate_model_config(cfg: ModelConfig) -> None:
     depth = cfg.vit.depth
     last = cfg.adapter.interaction_indexes[-1][-1] if cfg.adapter.interaction_indexes else -1
     if last != depth - 1:
-        raise InputError(f"model.adapter.interaction_indexes: must end at the last ViT block {depth - 1}, got {last}")
+        raise InputError(
+            f"model.adapter.interaction_indexes: must end at the last ViT block {depth - 1}, got {last}"
+        )
 
 
 def build_model_segmenter(cfg: ModelConfig) -> Segmenter:
