@@ -150,6 +150,9 @@ class ModelConfig:
     class_names: tuple[str, ...] = ()
     # Dataset category id of each model class (optional; identity when empty).
     dataset_category_ids: tuple[int, ...] = ()
+    # Category colour of each model class (optional; VIPSeg submissions give stuff segments the
+    # category colour as their id, as the official converter does).
+    class_colors: tuple[tuple[int, int, int], ...] = ()
     pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
     size_divisibility: int = 32

@@ -70,3 +70,24 @@ def test_vipseg_categories_of_the_oracle(shared_dir: Path) -> None:
         assert by_id[dataset_id].isthing == (label < m.num_things)
     things = np.array(m.dataset_ids[: m.num_things])
     assert (np.diff(things) > 0).all() and (np.diff(np.array(m.dataset_ids[m.num_things :])) > 0).all()
+
+
+def test_identity_and_names_mappings() -> None:
+    from vidpan.data.categories import CategoryMapping
+    from vidpan.data.formats.vipseg import Category
+    from vidpan.errors import InputError
+
+    cats = [
+        Category(1, "car", True, (1, 1, 1)),
+        Category(0, "person", True, (2, 2, 2)),
+        Category(2, "sky", False, (3, 3, 3)),
+    ]
+    ident = CategoryMapping.identity(cats)
+    assert ident.dataset_ids == (0, 1, 2) and ident.num_things == 2
+    assert ident.category(2) == Category(2, "sky", False, (3, 3, 3))
+    assert ident.name(0) == "person"
+    with pytest.raises(InputError):
+        CategoryMapping.identity(cats[1:])
+    named = CategoryMapping.from_names(["a", "b", "c"], num_things=1)
+    assert named.category(0).isthing and not named.category(1).isthing
+    assert len(set(named.colors)) == 3

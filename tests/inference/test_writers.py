@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vidpan.data.categories import CategoryMapping
 from vidpan.data.formats.rgb_id import color_to_id, read_id_png
 from vidpan.data.formats.vipseg import Category, read_panoptic_video_json
 from vidpan.data.formats.vspw import read_label_png
 from vidpan.errors import InputError
-from vidpan.inference.labels import LabelSpace
 from vidpan.inference.output import OutputDirectory
 from vidpan.inference.regions import label_point, region_stats
 from vidpan.inference.video_io import open_video
@@ -33,12 +33,12 @@ CATEGORIES = [
     Category(3, "car", True, (140, 140, 140)),
     Category(4, "sky", False, (70, 130, 180)),
 ]
-LABELS = LabelSpace.things_first(CATEGORIES)  # model: 0 person, 1 car, 2 wall, 3 slide, 4 sky
+LABELS = CategoryMapping.from_categories(CATEGORIES)  # model: 0 person, 1 car, 2 wall, 3 slide, 4 sky
 H, W, T = 24, 33, 6  # odd width: the overlay pads it
 
 
 def model_class(name: str) -> int:
-    return [c.name for c in LABELS.categories].index(name)
+    return [c.name for c in LABELS.categories()].index(name)
 
 
 def make_frames() -> list[PanopticFrame]:
@@ -147,7 +147,7 @@ def test_submission_merges_stuff_of_one_class_and_rejects_unlisted_ids(tmp_path:
 def test_clashing_stuff_colours_are_refused(tmp_path: Path) -> None:
     cats = [Category(0, "a", False, (1, 2, 3)), Category(1, "b", False, (1, 2, 3))]
     with OutputDirectory(tmp_path / "out") as out, pytest.raises(InputError, match="share the colour"):
-        VIPSegSubmissionWriter(out, labels=LabelSpace.identity(cats))
+        VIPSegSubmissionWriter(out, labels=CategoryMapping.identity(cats))
 
 
 def test_no_partial_output_after_an_exception(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidpan.config import ModelConfig
 from vidpan.data.formats.vipseg import Category
 from vidpan.errors import InputError
 
@@ -63,6 +64,51 @@ class CategoryMapping:
         )
 
     @classmethod
+    def identity(cls, categories: Sequence[Category]) -> CategoryMapping:
+        """Model class k = dataset category k (ids must be 0..K-1), e.g. VSPW semantic models.
+
+        ``num_things`` is the number of leading thing categories (0 if the list is interleaved).
+        """
+        ordered = sorted(categories, key=lambda c: c.id)
+        if [c.id for c in ordered] != list(range(len(ordered))):
+            raise InputError("identity category mapping needs dataset ids 0..K-1")
+        num_things = 0
+        while num_things < len(ordered) and ordered[num_things].isthing:
+            num_things += 1
+        return cls(
+            dataset_ids=tuple(c.id for c in ordered),
+            names=tuple(c.name for c in ordered),
+            num_things=num_things,
+            colors=tuple(c.color for c in ordered),
+        )
+
+    @classmethod
+    def from_names(cls, names: Sequence[str], *, num_things: int) -> CategoryMapping:
+        """A model without a dataset: ids 0..K-1, the first ``num_things`` are things, colours
+        from :func:`vidpan.inference.visualize.id_color`."""
+        from vidpan.inference.visualize import id_color
+
+        return cls(
+            dataset_ids=tuple(range(len(names))),
+            names=tuple(str(n) for n in names),
+            num_things=num_things,
+            colors=tuple(id_color(k, salt=1) for k in range(len(names))),
+        )
+
+    @classmethod
+    def from_model_config(cls, cfg: ModelConfig) -> CategoryMapping:
+        """The label space stored with a model (``class_names``, ``dataset_category_ids``,
+        ``class_colors``); names default to ``class_<k>`` and dataset ids to 0..K-1."""
+        names = cfg.class_names or tuple(f"class_{k}" for k in range(cfg.num_classes))
+        mapping = cls.from_names(names, num_things=cfg.num_things)
+        return cls(
+            dataset_ids=cfg.dataset_category_ids or mapping.dataset_ids,
+            names=mapping.names,
+            num_things=cfg.num_things,
+            colors=cfg.class_colors or mapping.colors,
+        )
+
+    @classmethod
     def from_file(cls, path: str | Path) -> CategoryMapping:
         """From ``panoVIPSeg_categories.json`` or any JSON with a ``categories`` list."""
         from vidpan.data.formats.vipseg import read_categories
@@ -101,6 +147,16 @@ class CategoryMapping:
         """Model class -> dataset category id."""
         self._check_label(label)
         return self.dataset_ids[label]
+
+    def category(self, label: int) -> Category:
+        """The dataset category of model class ``label`` (``Category.id`` is the dataset id)."""
+        self._check_label(label)
+        color = self.colors[label] if self.colors else (0, 0, 0)
+        return Category(self.dataset_ids[label], self.names[label], label < self.num_things, color)
+
+    def name(self, label: int) -> str:
+        self._check_label(label)
+        return self.names[label]
 
     def categories(self) -> list[Category]:
         """The categories in model order (``Category.id`` is the dataset id)."""

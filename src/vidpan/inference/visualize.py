@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from vidpan.inference.labels import LabelSpace
+from vidpan.data.categories import CategoryMapping
 from vidpan.inference.regions import boundaries, label_point, region_stats
 from vidpan.structures import PanopticFrame, SemanticFrame
 
@@ -120,7 +120,7 @@ def draw_panoptic(
     image: np.ndarray | None,
     frame: PanopticFrame,
     *,
-    labels: LabelSpace | None = None,
+    labels: CategoryMapping | None = None,
     alpha: float = 0.5,
     outlines: bool = True,
     text: bool = True,
@@ -150,7 +150,7 @@ def draw_semantic(
     image: np.ndarray | None,
     frame: SemanticFrame,
     *,
-    labels: LabelSpace | None = None,
+    labels: CategoryMapping | None = None,
     alpha: float = 0.5,
     outlines: bool = True,
     text: bool = True,
@@ -195,13 +195,13 @@ def _render(
     return draw_labels(out, entries, font_size=font_size, legend=legend_entries)
 
 
-def _class_name(labels: LabelSpace | None, model_class: int) -> str:
+def _class_name(labels: CategoryMapping | None, model_class: int) -> str:
     if labels is None or not 0 <= model_class < labels.num_classes:
         return f"class {model_class}"
     return labels.name(model_class)
 
 
-def _class_color(labels: LabelSpace | None, model_class: int) -> Color:
+def _class_color(labels: CategoryMapping | None, model_class: int) -> Color:
     if labels is None or not 0 <= model_class < labels.num_classes:
         return id_color(model_class, salt=1)
     c = labels.category(model_class).color

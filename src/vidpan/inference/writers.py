@@ -26,9 +26,9 @@ from typing import Any, TextIO
 import av
 import numpy as np
 
+from vidpan.data.categories import CategoryMapping
 from vidpan.data.formats.rgb_id import IdGenerator, encode_png, id2rgb
 from vidpan.errors import InputError
-from vidpan.inference.labels import LabelSpace
 from vidpan.inference.output import (
     FrameResult,
     FrameWriter,
@@ -69,13 +69,13 @@ class VIPSegSubmissionWriter(FrameWriter):
         self,
         out: OutputDirectory,
         *,
-        labels: LabelSpace,
+        labels: CategoryMapping,
         pred_json: str = "pred.json",
         masks_dir: str = "pan_pred",
         seed: int = 0,
     ) -> None:
         stuff_colors: dict[tuple[int, int, int], str] = {}
-        for c in labels.categories:
+        for c in labels.categories():
             if not c.isthing:
                 if c.color in stuff_colors:
                     raise InputError(
@@ -89,7 +89,7 @@ class VIPSegSubmissionWriter(FrameWriter):
         self.labels = labels
         self.masks_dir = masks_dir
         self.seed = seed
-        self._generator_args = {c.id: (c.isthing, c.color) for c in labels.categories}
+        self._generator_args = {c.id: (c.isthing, c.color) for c in labels.categories()}
         self._json: TextIO | None = out.file(pred_json).open("w", encoding="utf-8")
         self._json.write('{"annotations": [')
         self._videos_written = 0
@@ -160,15 +160,15 @@ class SemanticPNGWriter(FrameWriter):
     """
 
     def __init__(
-        self, out: OutputDirectory, *, labels: LabelSpace | None = None, masks_dir: str = "sem_pred"
+        self, out: OutputDirectory, *, labels: CategoryMapping | None = None, masks_dir: str = "sem_pred"
     ) -> None:
-        if labels is not None and any(not 0 <= c.id < VOID_LABEL for c in labels.categories):
+        if labels is not None and any(not 0 <= c.id < VOID_LABEL for c in labels.categories()):
             raise InputError("dataset class ids must lie in 0..254 to be stored in a uint8 PNG")
         super().__init__(out)
         self.labels = labels
         self.masks_dir = masks_dir
         if labels is not None:
-            self._lut = np.array([c.id for c in labels.categories], np.uint8)
+            self._lut = np.array([c.id for c in labels.categories()], np.uint8)
 
     def _dataset_classes(self, classes: np.ndarray) -> np.ndarray:
         """[H, W] model classes (negative = void) -> [H, W] uint8 dataset classes."""
@@ -207,7 +207,7 @@ class OverlayVideoWriter(FrameWriter):
         self,
         out: OutputDirectory,
         *,
-        labels: LabelSpace | None = None,
+        labels: CategoryMapping | None = None,
         path_template: str = "overlay/{video}.mp4",
         default_fps: float = 24.0,
         alpha: float = 0.5,
@@ -287,7 +287,7 @@ class FrameJSONWriter(FrameWriter):
     """
 
     def __init__(
-        self, out: OutputDirectory, *, labels: LabelSpace | None = None, filename: str = "frames.jsonl"
+        self, out: OutputDirectory, *, labels: CategoryMapping | None = None, filename: str = "frames.jsonl"
     ) -> None:
         super().__init__(out)
         self.labels = labels
