@@ -128,7 +128,7 @@ def test_panoptic_stuff_merging_and_no_object() -> None:
         object_mask_threshold=0.5,
         overlap_threshold=0.8,
     )
-    assert [(s.id, s.isthing, s.category_id, s.query) for s in result.segments] == [
+    assert [(s.id, s.isthing, s.category_id, s.track) for s in result.segments] == [
         (1, False, 1, 0),
         (2, True, 0, 1),
     ]

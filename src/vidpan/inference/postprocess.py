@@ -36,6 +36,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from vidpan.structures import Segment
+
 MaskSource = torch.Tensor | Sequence[torch.Tensor]
 SigmoidStage = Literal["before_output_resize", "after_output_resize", "none"]
 
@@ -54,28 +56,17 @@ class MaskGeometry:
         return cls((height, width), (height, width), (height, width))
 
 
-@dataclass(frozen=True)
-class SegmentInfo:
-    """One panoptic segment (one track for things; all stuff tracks of a class for stuff)."""
-
-    id: int  # segment id in ``segment_ids`` (1, 2, …)
-    isthing: bool
-    category_id: int  # class in model space (things first)
-    query: int  # track slot (query index) that opened the segment
-    score: float  # class probability of that query
-
-
 @dataclass
 class PanopticResult:
     """VPS (or image panoptic) result; tensors on CPU."""
 
     segment_ids: torch.Tensor  # [T, H, W] int32 for videos, [H, W] for images; 0 = void
-    segments: list[SegmentInfo]
+    segments: list[Segment]
 
     @property
     def pred_ids(self) -> list[int]:
         """Query index behind each segment, in segment order (DVIS++ ``pred_ids``)."""
-        return [s.query for s in self.segments]
+        return [s.track for s in self.segments]
 
 
 @dataclass
@@ -134,6 +125,15 @@ def resize_masks(mask_logits: torch.Tensor, geometry: MaskGeometry, *, sigmoid: 
     return x
 
 
+def stable_segment_id(query: int, label: int, isthing: bool, num_queries: int) -> int:
+    """Segment id that does not depend on which window or chunk decided it.
+
+    Things: ``1 + query`` (the track slot is the identity); stuff: ``1 + Q + label`` (one segment
+    per stuff class, as the reference merges stuff by class).
+    """
+    return 1 + query if isthing else 1 + num_queries + label
+
+
 def iter_frame_chunks(
     mask_logits: MaskSource, chunk_frames: int, device: torch.device | None = None
 ) -> Iterator[torch.Tensor]:
@@ -178,6 +178,9 @@ class PanopticStream:
         aux_class_logits: [Q, K+1] offline tracker logits (see :func:`class_probabilities`).
         sigmoid_before_output_resize: DVIS++ video order (True) or Mask2Former image order.
         device: where chunks are processed (default: where they are).
+        stable_ids: None numbers segments 1, 2, … in query order (the reference, for a whole
+            video); the number of queries Q gives ids that are the same in every window or chunk
+            of a video (:func:`stable_segment_id`), for streaming and long-video inference.
     """
 
     def __init__(
@@ -191,7 +194,9 @@ class PanopticStream:
         aux_class_logits: torch.Tensor | None = None,
         sigmoid_before_output_resize: bool = True,
         device: torch.device | None = None,
+        stable_ids: int | None = None,
     ) -> None:
+        self.stable_ids = stable_ids
         probs = class_probabilities(class_logits, aux_class_logits)
         scores, labels = probs.max(dim=-1)
         keep = labels.ne(probs.shape[-1] - 1) & (scores > object_mask_threshold)
@@ -210,7 +215,7 @@ class PanopticStream:
         self.original_area = torch.zeros(n, dtype=torch.int64)  # voxels with mask ≥ 0.5
         self.inter = torch.zeros(n, dtype=torch.int64)  # voxels won with mask ≥ 0.5
         self.segment_of: torch.Tensor | None = None  # [Qk] int32 segment id per kept query (0 = none)
-        self.segments: list[SegmentInfo] = []
+        self.segments: list[Segment] = []
 
     def _winners(self, chunk: torch.Tensor) -> tuple[ChunkWinners, torch.Tensor | None]:
         """Per-voxel winner of a [t, Q, h, w] chunk and the kept queries' mask ≥ 0.5 [t, Qk, H, W]."""
@@ -241,11 +246,11 @@ class PanopticStream:
         compact = torch.int16 if len(self.kept) < 2**15 else torch.int32
         return ChunkWinners(winners.winner.to(compact).cpu(), winners.foreground.cpu())
 
-    def finish(self) -> list[SegmentInfo]:
+    def finish(self) -> list[Segment]:
         """Decide the segments from the whole-video counts (call once, after every ``add``)."""
         segment_of = torch.zeros(len(self.kept), dtype=torch.int32)
         stuff_segment: dict[int, int] = {}
-        segments: list[SegmentInfo] = []
+        segments: list[Segment] = []
         for k in range(len(self.kept)):
             area, original, inter = int(self.area[k]), int(self.original_area[k]), int(self.inter[k])
             if area == 0 or original == 0 or inter == 0 or area / original < self.overlap_threshold:
@@ -255,11 +260,15 @@ class PanopticStream:
             if not isthing and label in stuff_segment:
                 segment_of[k] = stuff_segment[label]  # merge into the class's first stuff segment
                 continue
-            segment_id = len(segments) + 1
+            query = int(self.kept[k])
+            if self.stable_ids is None:
+                segment_id = len(segments) + 1
+            else:
+                segment_id = stable_segment_id(query, label, isthing, self.stable_ids)
             if not isthing:
                 stuff_segment[label] = segment_id
             segment_of[k] = segment_id
-            segments.append(SegmentInfo(segment_id, isthing, label, int(self.kept[k]), float(self.scores[k])))
+            segments.append(Segment(segment_id, label, isthing, float(self.scores[k]), query))
         self.segment_of = segment_of
         self.segments = segments
         return segments
