@@ -28,10 +28,12 @@ def rgb2id(rgb: np.ndarray) -> np.ndarray:
 
 def id2rgb(ids: np.ndarray) -> np.ndarray:
     """[...] integer ids (< 2**24) -> [..., 3] uint8 colours."""
-    ids = np.asarray(ids, dtype=np.int64)
-    if ids.size and (ids.min() < 0 or ids.max() >= 1 << 24):
+    ids = np.asarray(ids)
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= 1 << 24):
         raise ValueError("segment ids must lie in [0, 2**24)")
-    return np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)
+    # Little-endian uint32 bytes are (R, G, B, 0): a view, much cheaper than shifting and stacking.
+    as_u32 = np.ascontiguousarray(ids, dtype="<u4")
+    return np.ascontiguousarray(as_u32.view(np.uint8).reshape(*ids.shape, 4)[..., :3])
 
 
 def color_to_id(color: Iterable[int]) -> int:
