@@ -171,6 +171,8 @@ class InferenceConfig:
     max_size: int = 1333
     object_mask_threshold: float = 0.8
     overlap_threshold: float = 0.8
+    # VIS: how many (track, class) pairs to keep per video (DVIS++ ``max_num``).
+    max_instances: int = 20
     # Long-video mode: refiner chunk length (default = the refiner's training clip) and overlap.
     chunk_length: int = 21
     chunk_overlap: int = 5

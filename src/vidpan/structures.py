@@ -85,6 +85,15 @@ class PanopticFrame:
 
 
 @dataclass
+class InstanceFrame:
+    """VIS result of one frame: possibly overlapping binary masks, one per (track, class) pair."""
+
+    index: int
+    masks: np.ndarray  # [N, H, W] bool, row n belongs to instances[n]
+    instances: list[Segment]  # the same list (ids, classes, scores) for every frame of a video
+
+
+@dataclass
 class SemanticFrame:
     """Semantic result of one frame, at the original video resolution."""
 

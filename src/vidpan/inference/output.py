@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from vidpan.inference.regions import RegionStats, region_stats
-from vidpan.structures import PanopticFrame, Segment, SemanticFrame
+from vidpan.structures import InstanceFrame, PanopticFrame, Segment, SemanticFrame
 from vidpan.utils.atomic import atomic_directory, check_writable_dir
 
-FrameResult = PanopticFrame | SemanticFrame
+FrameResult = PanopticFrame | SemanticFrame | InstanceFrame
 
 
 class OutputDirectory:
@@ -237,6 +237,17 @@ def panoptic_regions(frame: PanopticFrame) -> tuple[RegionStats, list[tuple[int,
     if missing:
         raise ValueError(f"frame {frame.index}: segment ids {missing[:5]} are in the map but not listed")
     return stats, [(row[seg.id], seg) for seg in frame.segments if seg.id in row]
+
+
+def instance_as_panoptic(frame: InstanceFrame) -> PanopticFrame:
+    """A drawable / classifiable view of a VIS frame: instances painted lowest score first, so
+    where masks overlap the best-scoring instance wins; instances with no pixel left are dropped."""
+    shape = frame.masks.shape[1:] if frame.masks.ndim == 3 else (0, 0)
+    ids = np.zeros(shape, np.int32)
+    for n in sorted(range(len(frame.instances)), key=lambda n: frame.instances[n].score):
+        ids[frame.masks[n]] = frame.instances[n].id
+    present = set(np.unique(ids).tolist())
+    return PanopticFrame(frame.index, ids, [s for s in frame.instances if s.id in present])
 
 
 def bbox_union(a: Sequence[int], b: Sequence[int]) -> list[int]:

@@ -34,11 +34,12 @@ from vidpan.inference.output import (
     FrameWriter,
     OutputDirectory,
     bbox_union,
+    instance_as_panoptic,
     panoptic_regions,
 )
 from vidpan.inference.regions import region_stats
 from vidpan.inference.visualize import draw_panoptic, draw_semantic
-from vidpan.structures import PanopticFrame, SemanticFrame
+from vidpan.structures import InstanceFrame, PanopticFrame, SemanticFrame
 
 VOID_LABEL = 255  # VSPW void / ignore value in semantic PNGs
 
@@ -184,6 +185,8 @@ class SemanticPNGWriter(FrameWriter):
         if isinstance(result, SemanticFrame):
             labels = self._dataset_classes(result.classes.astype(np.int64))
         else:
+            if isinstance(result, InstanceFrame):
+                result = instance_as_panoptic(result)
             stats, present = panoptic_regions(result)
             model_classes = np.full(len(stats.ids) + 1, -1, np.int64)  # row k + 1 = class of region k
             for k, seg in present:
@@ -233,10 +236,12 @@ class OverlayVideoWriter(FrameWriter):
         self._size: tuple[int, int] | None = None
 
     def _write(self, result: FrameResult, image: np.ndarray | None) -> None:
-        if isinstance(result, PanopticFrame):
-            rgb = draw_panoptic(image, result, labels=self.labels, **self.draw_options)
-        else:
+        if isinstance(result, SemanticFrame):
             rgb = draw_semantic(image, result, labels=self.labels, **self.draw_options)
+        else:
+            if isinstance(result, InstanceFrame):
+                result = instance_as_panoptic(result)
+            rgb = draw_panoptic(image, result, labels=self.labels, **self.draw_options)
         h, w = rgb.shape[:2]
         if self._container is None:
             self._open(h, w)
@@ -283,7 +288,9 @@ class FrameJSONWriter(FrameWriter):
     ``id`` is the frame's segment id (stable per track over the video, not the submission's
     colour id); ``category_id`` is the dataset id (model class without ``labels``). Segments
     absent from the frame are left out. Semantic frame: ``"classes": [{"category_id",
-    "category_name", "area", "bbox"}]`` instead of ``segments``.
+    "category_name", "area", "bbox"}]`` instead of ``segments``. Instance (VIS) frame:
+    ``"instances": [{"id", "category_id", "category_name", "score", "area", "bbox", "track"}]``
+    (masks may overlap; the full masks are in the YouTube-VIS ``results.json``).
     """
 
     def __init__(
@@ -325,6 +332,27 @@ class FrameJSONWriter(FrameWriter):
                     }
                 )
             record["segments"] = items
+        elif isinstance(result, InstanceFrame):
+            record["height"], record["width"] = result.masks.shape[1:]
+            instances = []
+            for n, inst in enumerate(result.instances):
+                ys, xs = np.nonzero(result.masks[n])
+                if len(ys) == 0:
+                    continue
+                category_id, name = self._category(inst.category_id)
+                x0, y0 = int(xs.min()), int(ys.min())
+                instances.append(
+                    {
+                        "id": int(inst.id),
+                        "category_id": category_id,
+                        "category_name": name,
+                        "score": round(float(inst.score), 6),
+                        "area": len(ys),
+                        "bbox": [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1],
+                        "track": int(inst.track),
+                    }
+                )
+            record["instances"] = instances
         else:
             classes = result.classes.astype(np.int64)
             record["height"], record["width"] = classes.shape
@@ -350,3 +378,58 @@ class FrameJSONWriter(FrameWriter):
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def rle_encode(mask: np.ndarray) -> dict[str, Any]:
+    """COCO uncompressed RLE of a [H, W] bool mask: run lengths over the column-major pixels,
+    starting with a run of zeros (``{"size": [H, W], "counts": [...]}``)."""
+    flat = np.asarray(mask, dtype=bool).flatten(order="F")
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        counts = [0, *counts]
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": counts}
+
+
+class YTVISResultsWriter(FrameWriter):
+    """VIS results in the YouTube-VIS submission format (``results.json``): one entry per
+    (track, class) pair and video, ``{"video_id", "category_id", "score", "segmentations"}`` with
+    one uncompressed COCO RLE per frame (``null`` where the instance has no pixel).
+
+    Entries are assembled per video in memory (RLE is compact) and written at the end.
+    """
+
+    def __init__(
+        self, out: OutputDirectory, *, labels: CategoryMapping | None = None, filename: str = "results.json"
+    ) -> None:
+        super().__init__(out)
+        self.labels = labels
+        self.path = out.file(filename)
+        self._results: list[dict[str, Any]] = []
+        self._video: dict[int, dict[str, Any]] = {}
+
+    def _start_video(self) -> None:
+        self._video = {}
+
+    def _write(self, result: FrameResult, image: np.ndarray | None) -> None:
+        if not isinstance(result, InstanceFrame):
+            raise TypeError("YTVISResultsWriter writes InstanceFrame results (task vis)")
+        for n, inst in enumerate(result.instances):
+            entry = self._video.get(inst.id)
+            if entry is None:
+                category = (
+                    inst.category_id if self.labels is None else self.labels.to_dataset(inst.category_id)
+                )
+                entry = {"video_id": self.video, "category_id": int(category), "score": float(inst.score),
+                         "segmentations": []}  # fmt: skip
+                self._video[inst.id] = entry
+            mask = result.masks[n]
+            entry["segmentations"].append(rle_encode(mask) if mask.any() else None)
+
+    def _end_video(self) -> None:
+        self._results.extend(self._video.values())
+        self._video = {}
+
+    def _finish(self) -> None:
+        self.path.write_text(json.dumps(self._results) + "\n", encoding="utf-8")

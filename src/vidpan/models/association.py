@@ -50,7 +50,8 @@ def match_embeddings(previous: torch.Tensor, current: torch.Tensor) -> torch.Ten
     cur = cur / (cur.norm(dim=-1, keepdim=True) + 1e-6)
     # Same product order as the reference (current x previous, then transposed) so that ties
     # resolve identically.
-    cost = 1.0 - torch.bmm(cur, prev.transpose(1, 2))  # [B, Q_cur, Q_prev]
+    with torch.autocast(current.device.type, enabled=False):  # float32 even under AMP
+        cost = 1.0 - torch.bmm(cur, prev.transpose(1, 2))  # [B, Q_cur, Q_prev]
     cost = torch.where(cost.isnan(), torch.zeros_like(cost), cost)
     cost_np = cost.transpose(1, 2).cpu().numpy()  # [B, Q_prev (slot), Q_cur]
     perms = [linear_sum_assignment(c)[1] for c in cost_np]
