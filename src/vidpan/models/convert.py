@@ -1,0 +1,151 @@
+"""Weights people have -> vidpan models: ``vidpan convert`` and weight loading for inference.
+
+Formats (STYLE.md #9: explicit converters, strict loading):
+
+- ``dvis-plus``: a DVIS++ / Mask2Former detectron2 checkpoint (``.pth`` with a ``model`` key,
+  ``.pkl`` numpy dict, or ``.safetensors`` with reference key names) of a model whose shapes match
+  a preset (``vitl`` for DVIS++ ViT-L) -> a complete native checkpoint (segmenter, plus tracker
+  and refiner when present);
+- ``dinov2``: an official DINOv2 ``.pth`` (e.g. ``dinov2_vitg14_pretrain.pth``) -> a native
+  checkpoint holding only the frozen ViT (``segmenter.backbone.vit.*``), the starting point of
+  segmenter training; the patch kernel is resized when the preset runs the ViT with patch 16;
+- ``hf-dinov2``: a Hugging Face ``facebook/dinov2-*`` directory (``config.json`` +
+  safetensors, read offline) -> the same.
+
+The native format is one ``.safetensors`` file with the resolved config in its metadata
+(:func:`vidpan.models.checkpoint.save_native`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from vidpan.config import Config, ViTConfig, apply_overrides, load_config
+from vidpan.errors import InputError
+from vidpan.models.backbone.vit import build_vit
+from vidpan.models.build import DVIS, build_dvis, parts_in_state
+from vidpan.models.checkpoint import (
+    NATIVE_FORMAT,
+    StateDict,
+    add_prefix,
+    convert_dinov2_official,
+    convert_dvis_plus,
+    infer_vit_config,
+    load_hf_dinov2_dir,
+    load_native,
+    load_state_dict_strict,
+    read_checkpoint,
+    resize_patch_embed,
+    save_native,
+)
+
+Format = Literal["dvis-plus", "dinov2", "hf-dinov2"]
+FORMATS: tuple[Format, ...] = ("dvis-plus", "dinov2", "hf-dinov2")
+VIT_PREFIX = "segmenter.backbone.vit."
+
+
+def is_native(path: str | Path) -> bool:
+    """Whether ``path`` is a vidpan native ``.safetensors`` (config in its metadata)."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return False
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return (f.metadata() or {}).get("format") == NATIVE_FORMAT
+    except Exception:
+        return False
+
+
+def _check_vit(found: ViTConfig, wanted: ViTConfig, source: str | Path) -> None:
+    for name in ("embed_dim", "depth", "ffn", "num_register_tokens"):
+        if getattr(found, name) != getattr(wanted, name):
+            raise InputError(
+                f"the checkpoint's ViT has {name}={getattr(found, name)!r} but the preset expects "
+                f"{getattr(wanted, name)!r} (model.vit.{name}); pick the matching preset",
+                path=source,
+            )
+
+
+def convert_weights(src: str | Path, fmt: Format, config: Config) -> StateDict:
+    """Convert a foreign checkpoint to our full-model key names, checked against ``config``.
+
+    Raises :class:`InputError` naming missing / unexpected keys and shape mismatches.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "dvis-plus":
+        state = convert_dvis_plus(read_checkpoint(src))
+        model = build_dvis(config.model, parts=parts_in_state(state) or ("segmenter",))
+        load_state_dict_strict(model, state, source=str(src))
+        return state
+    if fmt == "dinov2":
+        vit_state = convert_dinov2_official(read_checkpoint(src))
+        found = infer_vit_config(vit_state)
+    else:
+        found, vit_state = load_hf_dinov2_dir(src)
+    wanted = config.model.vit
+    _check_vit(found, wanted, src)
+    kernel = vit_state["patch_embed.proj.weight"].shape[-1]
+    if kernel != wanted.patch_size:
+        # DVIS++ resizes the 14x14 kernel to 16x16 with align_corners=True (dvis_reference §2.6).
+        vit_state = resize_patch_embed(vit_state, wanted.patch_size, align_corners=True)
+    vit = build_vit(wanted)
+    load_state_dict_strict(vit, vit_state, source=str(src))
+    return add_prefix(vit_state, VIT_PREFIX)
+
+
+def convert_to_native(src: str | Path, fmt: Format, config: Config, out: str | Path) -> StateDict:
+    """``vidpan convert``: convert ``src`` and write a native checkpoint to ``out`` (atomically)."""
+    state = convert_weights(src, fmt, config)
+    save_native(out, state, config)
+    return state
+
+
+def load_for_inference(
+    weights: str | Path,
+    *,
+    preset: str | None = None,
+    overrides: Sequence[str] = (),
+) -> tuple[Config, DVIS]:
+    """A model ready for video inference from a native checkpoint or a DVIS++ checkpoint.
+
+    A native file carries its config (``preset`` optional: if given, the preset's architecture
+    is used and must match the weights). A DVIS++ / Mask2Former checkpoint needs ``preset``.
+    """
+    weights = Path(weights)
+    if not weights.exists():
+        raise InputError("weights file not found", path=weights)
+    if is_native(weights):
+        stored, state = load_native(weights)
+        config = stored if preset is None else load_config(preset)
+        if preset is not None:
+            # Keep the checkpoint's label space (names, ids, colours) with the preset's architecture.
+            labels = {
+                f: getattr(stored.model, f) for f in ("class_names", "dataset_category_ids", "class_colors")
+            }
+            config = dataclasses.replace(config, model=dataclasses.replace(config.model, **labels))
+    else:
+        if preset is None:
+            raise InputError(
+                "not a vidpan weights file: pass --preset (e.g. vitl) to load a DVIS++ / Mask2Former "
+                "checkpoint, or convert it first with `vidpan convert`",
+                path=weights,
+            )
+        config = load_config(preset)
+        state = convert_weights(weights, "dvis-plus", config)
+    config = apply_overrides(config, list(overrides))
+    parts = parts_in_state(state)
+    if "segmenter" not in parts or not any(k.startswith("segmenter.decoder.") for k in state):
+        raise InputError(
+            "the checkpoint has no segmentation head (only a backbone?): train the segmenter first "
+            "(`vidpan train`)",
+            path=weights,
+        )
+    model = build_dvis(config.model, parts=parts)
+    load_state_dict_strict(model, state, source=str(weights))
+    return config, model.eval()
