@@ -13,6 +13,7 @@ are defined here, the training sections in :mod:`vidpan.training.config`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 from collections.abc import Mapping, Sequence
@@ -252,6 +253,10 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise InputError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):
+            # PyYAML (YAML 1.1) reads "1e-4" (no dot) as a string; accept what Python reads as a number.
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InputError(f"{key}: expected a number, got {value!r}")
         return float(value)
@@ -352,6 +357,20 @@ def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> 
     except InputError as exc:
         raise InputError(str(exc), path=path) from exc
     return apply_overrides(cfg, overrides)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a YAML config file with its ``base:`` chain merged in (not validated).
+
+    For files that hold more than one dataclass's worth of keys, e.g. training recipes whose
+    ``stages:`` section is split off before validation (``vidpan.training.config``).
+    """
+    return _read_yaml_with_base(Path(path), seen=())
+
+
+def merge_dicts(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge: mappings are merged key by key, any other value of ``update`` replaces."""
+    return _merge(dict(base), update)
 
 
 def _read_yaml_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:

@@ -1,0 +1,64 @@
+"""``vidpan train``: train one stage of a recipe, or all of them in order.
+
+    vidpan train --config vipseg_vitg --stage tracker --set data.vipseg_root=/data/VIPSeg_720P
+    torchrun --nproc_per_node 8 -m vidpan train --config vipseg_vitg --stage tracker ...
+
+``--config`` is a YAML path or a bundled recipe name (``src/vidpan/configs/recipes``). Without
+``--stage`` every stage of the recipe runs in order, each starting from the model the previous one
+exported; with ``--resume`` a stage continues from its newest checkpoint and, when all stages run,
+stages that already exported their model are skipped. See docs/training.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from vidpan.training.config import FINAL_MODEL_NAME, load_train_configs
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a stage of a recipe (segmenter, tracker, refiner, fine-tunes)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", required=True, help="recipe name (e.g. vipseg_vitg, smoke_tiny) or YAML path")
+    p.add_argument("--stage", help="the stage to train (default: every stage of the recipe, in order)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of the stage")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. solver.max_iter=1000 (repeatable)")  # fmt: skip
+    p.add_argument("--out", type=Path, help="output root (same as --set output.dir=DIR)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vidpan.training.evaluation import make_evaluator
+    from vidpan.training.trainer import preflight, train
+
+    overrides = list(args.overrides)
+    if args.out is not None:
+        overrides.append(f"output.dir={args.out}")
+    if args.no_progress:
+        overrides.append("output.progress=false")
+    configs = load_train_configs(args.config, stage=args.stage, overrides=overrides)
+    run_all = args.stage is None and len(configs) > 1
+    main = os.environ.get("RANK", "0") == "0"
+    # Every stage's inputs and evaluation hook are checked before the first one trains.
+    for cfg in configs:
+        preflight(cfg)
+    evaluators = [make_evaluator(cfg) for cfg in configs]
+    for cfg, evaluate in zip(configs, evaluators, strict=True):
+        if run_all and args.resume and (cfg.run_dir / FINAL_MODEL_NAME).is_file():
+            if main:
+                print(f"stage {cfg.stage.name}: already trained ({cfg.run_dir / FINAL_MODEL_NAME}), skipped")
+            continue
+        result = train(cfg, resume=args.resume, evaluate=evaluate)
+        if main:
+            print(
+                f"stage {cfg.stage.name or cfg.name}: {result.iteration} iterations -> {result.final_model}"
+            )
+    return 0
