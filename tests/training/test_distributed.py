@@ -96,9 +96,49 @@ def test_ddp_segmenter_gradients_are_synchronised(synth: SyntheticDataset, tmp_p
     _check_synchronised(_run(synth, tmp_path, "segmenter"), image_level=True)
 
 
+def _resume_worker(rank: int, port: int, synth: SyntheticDataset, out: Path) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(WORLD),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    from vidpan.training import distributed as D
+    from vidpan.training.trainer import Trainer
+
+    common = ["solver.clips_per_batch=2", "solver.max_iter=4", "output.checkpoint_period=2", "stage.init="]
+    ctx = D.init_distributed("cpu")
+    try:
+        # The tracker stage: per-rank noise and point-sampling generators.
+        Trainer(smoke_config(synth, out / "straight", "tracker", common), dist_ctx=ctx).run()
+        cfg = smoke_config(synth, out / "resumed", "tracker", common)
+        first = Trainer(cfg, dist_ctx=ctx)
+        batches = first.batches()
+        for _ in range(2):
+            first.train_step(first.prepare(next(batches)))
+        first.save()
+        Trainer(cfg, resume=True, dist_ctx=ctx).run()
+    finally:
+        D.shutdown(ctx)
+
+
+def test_ddp_exact_resume(synth: SyntheticDataset, tmp_path: Path) -> None:
+    from vidpan.training.metrics import read_metrics
+
+    mp.spawn(_resume_worker, args=(_free_port(), synth, tmp_path), nprocs=WORLD, join=True)
+    keys = ("loss", "loss_ce", "loss_mask", "loss_dice", "grad_norm")
+    straight = {r["iteration"]: [r[k] for k in keys] for r in read_metrics(tmp_path / "straight" / "tracker")}
+    resumed = {r["iteration"]: [r[k] for k in keys] for r in read_metrics(tmp_path / "resumed" / "tracker")}
+    assert sorted(resumed) == [3, 4]
+    assert [straight[3], straight[4]] == [resumed[3], resumed[4]]
+
+
 @pytest.mark.slow
 def test_torchrun_cli_two_processes(synth: SyntheticDataset, tmp_path: Path) -> None:
-    """The documented command line: ``torchrun --nproc_per_node 2 -m vidpan train ...``."""
+    """The documented command line: ``torchrun --nproc_per_node 2 -m vidpan train ...``, every stage of
+    the smoke recipe in one process group."""
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert torchrun is not None
     env = {
@@ -117,10 +157,10 @@ def test_torchrun_cli_two_processes(synth: SyntheticDataset, tmp_path: Path) -> 
         "train",
         "--config",
         "smoke_tiny",
-        "--stage",
-        "segmenter",
         "--set",
         f"data.vipseg_root={synth.vipseg_root}",
+        "--set",
+        f"data.vspw_root={synth.vspw_root}",
         "--set",
         "solver.max_iter=2",
         "--out",
@@ -128,5 +168,7 @@ def test_torchrun_cli_two_processes(synth: SyntheticDataset, tmp_path: Path) -> 
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (tmp_path / "runs" / "segmenter" / "model_final.safetensors").is_file()
-    assert "(1 per process x 2)" in proc.stderr
+    for stage in ("segmenter", "tracker", "refiner", "finetune", "vss"):
+        assert (tmp_path / "runs" / stage / "model_final.safetensors").is_file()
+        assert (tmp_path / "runs" / stage / "checkpoints" / "last").is_file()
+    assert proc.stderr.count("(1 per process x 2)") == 5

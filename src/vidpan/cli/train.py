@@ -15,6 +15,7 @@ import argparse
 import os
 from pathlib import Path
 
+from vidpan.errors import InputError
 from vidpan.training.config import FINAL_MODEL_NAME, load_train_configs
 
 
@@ -36,8 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vidpan.training.distributed import init_distributed, shutdown
     from vidpan.training.evaluation import make_evaluator
-    from vidpan.training.trainer import preflight, train
+    from vidpan.training.trainer import Trainer, preflight
 
     overrides = list(args.overrides)
     if args.out is not None:
@@ -47,18 +49,28 @@ def run(args: argparse.Namespace) -> int:
     configs = load_train_configs(args.config, stage=args.stage, overrides=overrides)
     run_all = args.stage is None and len(configs) > 1
     main = os.environ.get("RANK", "0") == "0"
+    devices = {cfg.device for cfg in configs}
+    if len(devices) > 1:
+        raise InputError(f"device: the stages ask for different devices {sorted(devices)}; use one")
     # Every stage's inputs and evaluation hook are checked before the first one trains.
     for cfg in configs:
         preflight(cfg)
     evaluators = [make_evaluator(cfg) for cfg in configs]
-    for cfg, evaluate in zip(configs, evaluators, strict=True):
-        if run_all and args.resume and (cfg.run_dir / FINAL_MODEL_NAME).is_file():
+    # One process group for all the stages of this command (torchrun starts the processes once).
+    ctx = init_distributed(configs[0].device)
+    try:
+        for cfg, evaluate in zip(configs, evaluators, strict=True):
+            if run_all and args.resume and (cfg.run_dir / FINAL_MODEL_NAME).is_file():
+                if main:
+                    print(
+                        f"stage {cfg.stage.name}: already trained ({cfg.run_dir / FINAL_MODEL_NAME}), skipped"
+                    )
+                continue
+            result = Trainer(cfg, resume=args.resume, evaluate=evaluate, dist_ctx=ctx).run()
             if main:
-                print(f"stage {cfg.stage.name}: already trained ({cfg.run_dir / FINAL_MODEL_NAME}), skipped")
-            continue
-        result = train(cfg, resume=args.resume, evaluate=evaluate)
-        if main:
-            print(
-                f"stage {cfg.stage.name or cfg.name}: {result.iteration} iterations -> {result.final_model}"
-            )
+                print(
+                    f"stage {cfg.stage.name or cfg.name}: {result.iteration} iterations -> {result.final_model}"
+                )
+    finally:
+        shutdown(ctx)
     return 0

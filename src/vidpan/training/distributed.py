@@ -67,11 +67,12 @@ def resolve_device(device: str, local_rank: int) -> torch.device:
     raise InputError(f"device: expected auto, cpu or cuda, got {device!r}")
 
 
-def init_distributed(device: str = "auto", *, timeout_s: float = 1800.0) -> DistContext:
+def init_distributed(device: str = "auto", *, timeout_s: float = 3 * 3600.0) -> DistContext:
     """Join the process group described by the ``torchrun`` environment (or stay single-process).
 
     Uses NCCL when the device is CUDA and gloo on CPU. If a process group already exists (a
-    test or a notebook set one up) it is reused.
+    test or a notebook set one up) it is reused. The long default timeout lets the other ranks
+    wait at a barrier while rank 0 runs a periodic evaluation.
     """
     if dist.is_available() and dist.is_initialized():
         rank, world = dist.get_rank(), dist.get_world_size()

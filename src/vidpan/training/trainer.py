@@ -160,6 +160,9 @@ class Trainer:
                 path=self.run_dir,
             )
         resume_from = latest_checkpoint(self.run_dir) if resume else None
+        self._resume_note = ""
+        if resume and resume_from is None:
+            self._resume_note = f"--resume: no checkpoint in {self.run_dir}, starting at iteration 0"
 
         # -- model
         torch.manual_seed(cfg.seed)  # identical random init on every rank (and on resume)
@@ -487,9 +490,8 @@ class Trainer:
             f"  device {self.device}, amp {cfg.solver.amp}, {cfg.solver.max_iter} iterations, output {self.run_dir}",
             *self.init_lines,
         ]
-        note = getattr(self, "_resume_note", None)
-        if note:
-            lines.append(note)
+        if self._resume_note:
+            lines.append(self._resume_note)
         return lines
 
 
