@@ -140,7 +140,7 @@ class VideoPredictor:
         device: str | torch.device = "cpu",
         precision: Precision = "fp32",
         categories: CategoryMapping | None = None,
-        spill_ram_budget: int = 256 << 20,
+        spill_ram_budget: int = 16 << 20,
     ) -> None:
         self.device = _resolve_device(device)
         self.spill_ram_budget = spill_ram_budget
