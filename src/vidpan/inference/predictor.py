@@ -140,7 +140,7 @@ class VideoPredictor:
         device: str | torch.device = "cpu",
         precision: Precision = "fp32",
         categories: CategoryMapping | None = None,
-        spill_ram_budget: int = 256 << 20,
+        spill_ram_budget: int = 16 << 20,
     ) -> None:
         self.device = _resolve_device(device)
         self.spill_ram_budget = spill_ram_budget
@@ -518,9 +518,11 @@ class VideoPredictor:
             )
             with TensorSpill(ram_budget=self.spill_ram_budget) as winners:
                 for chunk in mask_chunks:
-                    with timer("postprocess"):
-                        w = stream.add(chunk)
-                    winners.append(w.winner, w.foreground)
+                    # One frame at a time: the full-resolution [Q, H, W] planes dominate memory.
+                    for frame in chunk.split(1):
+                        with timer("postprocess"):
+                            w = stream.add(frame)
+                        winners.append(w.winner, w.foreground)
                 with timer("postprocess"):
                     segments = stream.finish()
                 order = {s.id: (k, s) for k, s in enumerate(segments)}
@@ -536,11 +538,11 @@ class VideoPredictor:
         if task == "vss":
             position = 0
             for chunk in mask_chunks:
-                with timer("postprocess"):
-                    masks = resize_masks(chunk.to(self.device), geometry, sigmoid="before_output_resize")
-                    labels = torch.einsum("qk,tqhw->tkhw", probs.to(masks.device), masks).argmax(1)
-                for lab in labels.cpu().numpy().astype(np.int32):
-                    yield _semantic_factory(lab), position
+                for frame in chunk.split(1):
+                    with timer("postprocess"):
+                        masks = resize_masks(frame.to(self.device), geometry, sigmoid="before_output_resize")
+                        labels = torch.einsum("qk,tqhw->tkhw", probs.to(masks.device), masks).argmax(1)
+                    yield _semantic_factory(labels[0].cpu().numpy().astype(np.int32)), position
                     position += 1
             return
         # VIS: the max_num best (track, class) pairs, each with its track's binary masks.
@@ -559,12 +561,13 @@ class VideoPredictor:
             for q, c, s in zip(queries, labels_k, scores.tolist(), strict=True)
         ]
         position = 0
+        selected = torch.tensor(queries, dtype=torch.long)
         for chunk in mask_chunks:
-            with timer("postprocess"):
-                sel = chunk[:, torch.tensor(queries, dtype=torch.long, device=chunk.device)]
-                binary = (resize_masks(sel.to(self.device), geometry, sigmoid="none") > 0).cpu().numpy()
-            for m in binary:
-                yield _instance_factory(m, instances), position
+            for frame in chunk.split(1):
+                with timer("postprocess"):
+                    sel = frame[:, selected.to(frame.device)].to(self.device)
+                    binary = (resize_masks(sel, geometry, sigmoid="none") > 0).cpu().numpy()
+                yield _instance_factory(binary[0], instances), position
                 position += 1
 
 

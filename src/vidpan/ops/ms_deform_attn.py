@@ -11,11 +11,26 @@ float32, float64 inputs stay float64 (so ``torch.autograd.gradcheck`` can check 
 ``attention_weights``, ``value_proj``, ``output_proj``) and adds ``value_ratio``: DVIS++ ignores
 its ``ratio`` argument (full-width value/output projections, ratio 1.0) while ViT-Adapter,
 ViT-CoMer and DINOv2's own adapter use ``d * ratio`` (0.5).
+
+Two implementations of the same sampling, both pure PyTorch (STYLE.md #7):
+
+- ``grid_sample`` (:func:`ms_deform_attn_core_grid_sample`): the reference formulation, one
+  ``F.grid_sample`` per level, then a weighted sum;
+- ``gather`` (:func:`ms_deform_attn_core_gather`, the default): the four bilinear corners of
+  every sample become rows of one table and the attention x bilinear weights become
+  ``per_sample_weights`` of a single ``F.embedding_bag(mode="sum")`` — no [.., Q, L*P]
+  intermediate, 3-8x faster on CPU, same values (fp64 gradients identical). Out-of-map
+  corners read a zero border instead of being masked.
+
+:func:`ms_deform_attn_core` dispatches on :data:`IMPL` (environment variable
+``VIDPAN_DEFORM_ATTN=grid_sample`` selects the reference path); the choice is made in this one
+place and tests check that both agree.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +42,84 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
+IMPLS = ("gather", "grid_sample")
+IMPL = os.environ.get("VIDPAN_DEFORM_ATTN", "gather")
+if IMPL not in IMPLS:
+    IMPL = "gather"
+
+
 def ms_deform_attn_core(
+    value: torch.Tensor,
+    spatial_shapes: list[tuple[int, int]],
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
+    """Multi-scale deformable sampling with the selected implementation (see the module docstring).
+
+    Args and returns as :func:`ms_deform_attn_core_grid_sample`.
+    """
+    if IMPL == "grid_sample":
+        return ms_deform_attn_core_grid_sample(value, spatial_shapes, sampling_locations, attention_weights)
+    return ms_deform_attn_core_gather(value, spatial_shapes, sampling_locations, attention_weights)
+
+
+def ms_deform_attn_core_gather(
+    value: torch.Tensor,
+    spatial_shapes: list[tuple[int, int]],
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`ms_deform_attn_core_grid_sample` as one weighted gather (``F.embedding_bag``).
+
+    Each level map gets a zero border (1 before, 2 after); sample coordinates are clamped to
+    [-1, size] so that every corner index is inside the padded map and corners outside the real
+    map read zeros (or carry weight 0), exactly as ``grid_sample``'s zero padding.
+    """
+    b, _, m, d = value.shape
+    _, q, _, num_levels, num_points, _ = sampling_locations.shape
+    dtype = compute_dtype(value.dtype)
+    device = value.device
+    value = value.to(dtype)
+    padded, starts, widths = [], [], []
+    start = 0
+    for (h, w), v in zip(spatial_shapes, value.split([h * w for h, w in spatial_shapes], dim=1), strict=True):
+        # [B, H*W, M, D] -> [B, H+3, W+3, M*D] -> [B, (H+3)*(W+3), M, D]
+        v = F.pad(v.reshape(b, h, w, m * d), (0, 0, 1, 2, 1, 2)).view(b, (h + 3) * (w + 3), m, d)
+        padded.append(v)
+        starts.append(start)
+        widths.append(w + 3)
+        start += (h + 3) * (w + 3)
+    table = torch.cat(padded, dim=1)  # [B, S', M, D]; row of (b, s', m) = (b * S' + s') * M + m
+    rows_per_image = table.shape[1]
+    sizes = torch.tensor(spatial_shapes, dtype=dtype, device=device)  # [L, 2] (h, w)
+    loc = sampling_locations.to(dtype)
+    # Pixel coordinates (align_corners=False), clamped into the zero border: [B, Q, M, L, P]
+    x = torch.minimum((loc[..., 0] * sizes[:, 1, None] - 0.5).clamp(min=-1.0), sizes[:, 1, None])
+    y = torch.minimum((loc[..., 1] * sizes[:, 0, None] - 0.5).clamp(min=-1.0), sizes[:, 0, None])
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = x - x0, y - y0
+    width = torch.tensor(widths, device=device)[:, None]  # [L, 1]
+    flat = torch.tensor(starts, device=device)[:, None] + (y0.long() + 1) * width + (x0.long() + 1)
+    rows = (torch.arange(b, device=device).view(b, 1, 1, 1, 1) * rows_per_image + flat) * m + torch.arange(
+        m, device=device
+    ).view(1, 1, m, 1, 1)
+    down = width * m  # one padded row further
+    index = torch.stack([rows, rows + m, rows + down, rows + down + m], dim=-1)  # [B, Q, M, L, P, 4]
+    a = attention_weights.to(dtype)
+    ay = a * fy
+    a_y = a - ay
+    weights = torch.stack([a_y - a_y * fx, a_y * fx, ay - ay * fx, ay * fx], dim=-1)
+    corners = num_levels * num_points * 4
+    out = F.embedding_bag(
+        index.view(b * q * m, corners),
+        table.view(b * rows_per_image * m, d),
+        per_sample_weights=weights.view(b * q * m, corners),
+        mode="sum",
+    )  # bags in (b, q, m) order: [B*Q*M, D]
+    return out.view(b, q, m * d)
+
+
+def ms_deform_attn_core_grid_sample(
     value: torch.Tensor,
     spatial_shapes: list[tuple[int, int]],
     sampling_locations: torch.Tensor,
