@@ -172,7 +172,7 @@ def test_missing_init_and_bad_settings(
         "stage.init: checkpoint not found",
     )
     _fails(
-        _args(synth, out, "--stage", "segmenter", "--set", "solver.amp=fp16"),
+        _args(synth, out, "--stage", "segmenter", "--set", "solver.precision=fp16"),
         capsys,
         "fp16 needs a CUDA device",
     )

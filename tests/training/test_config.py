@@ -47,7 +47,7 @@ def test_seed_recipe_numbers() -> None:
             0.1,
             0.01,
         )
-        assert (sv.warmup_iters, sv.warmup_factor) == (10, 1.0) and sv.amp != "off"
+        assert (sv.warmup_iters, sv.warmup_factor) == (10, 1.0) and sv.precision == "bf16"
     coco = s["coco"]
     assert (coco.data.dataset, coco.solver.clips_per_batch, coco.solver.base_lr) == ("coco", 16, 1e-4)
     assert coco.solver.max_iter == 368750  # 50 epochs x 118k images / 16
@@ -115,8 +115,8 @@ def test_overrides_apply_to_every_stage_and_are_validated() -> None:
     assert {c.seed for c in cfgs} == {7}
     with pytest.raises(InputError, match=r"solver\.base_lrr: unknown key"):
         load_train_configs("smoke_tiny", overrides=["solver.base_lrr=1"])
-    with pytest.raises(InputError, match=r"solver\.amp: expected one of"):
-        load_train_configs("smoke_tiny", overrides=["solver.amp=fp8"])
+    with pytest.raises(InputError, match=r"solver\.precision: expected one of"):
+        load_train_configs("smoke_tiny", overrides=["solver.precision=fp8"])
 
 
 def test_yaml_errors_name_file_stage_and_path(tmp_path: Path) -> None:

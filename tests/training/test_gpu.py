@@ -19,16 +19,16 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize("amp", ["fp16", "bf16", "off"])
-def test_cuda_stages_with_amp(amp: str, synth: SyntheticDataset, tmp_path: Path) -> None:
-    common = ["device=cuda", f"solver.amp={amp}", "solver.max_iter=3"]
+@pytest.mark.parametrize("precision", ["fp16", "bf16", "fp32"])
+def test_cuda_stages_with_amp(precision: str, synth: SyntheticDataset, tmp_path: Path) -> None:
+    common = ["device=cuda", f"solver.precision={precision}", "solver.max_iter=3"]
     seg = smoke_config(synth, tmp_path, "segmenter", common)
     result = Trainer(seg).run()
     assert result.iteration == 3
     trk = smoke_config(synth, tmp_path, "tracker", common)
     trainer = Trainer(trk)
     assert trainer.loss_generator.device.type == "cuda"
-    assert trainer.scaler.is_enabled() == (amp == "fp16")
+    assert trainer.scaler.is_enabled() == (precision == "fp16")
     trainer.run()
     assert all(r["loss"] > 0 for r in read_metrics(trk.run_dir))
 

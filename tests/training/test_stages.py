@@ -151,7 +151,7 @@ def test_prepare_batch_normalises_padding_to_zero() -> None:
 
 @pytest.mark.parametrize("stage", ["segmenter", "refiner"])
 def test_bf16_autocast_on_cpu(stage: str, synth: SyntheticDataset, tmp_path: Path) -> None:
-    overrides = ["solver.amp=bf16"]
+    overrides = ["solver.precision=bf16"]
     if stage == "refiner":
         overrides.append(f"stage.init={_init_file('refiner', synth, tmp_path)}")
     trainer = Trainer(smoke_config(synth, tmp_path / "run", stage, overrides))

@@ -44,7 +44,7 @@ from vidpan.errors import InputError
 
 StageKind = Literal["segmenter", "tracker", "refiner"]
 DatasetKind = Literal["vipseg", "vspw", "coco"]
-AmpMode = Literal["off", "bf16", "fp16"]
+Precision = Literal["fp32", "bf16", "fp16"]
 
 FINAL_MODEL_NAME = "model_final.safetensors"
 STAGE_REF_PREFIX = "stage:"
@@ -158,7 +158,9 @@ class SolverConfig:
     max_iter: int = 20000
     # Clips per optimizer step over all processes (divided evenly across ranks).
     clips_per_batch: int = 16
-    amp: AmpMode = "off"
+    # Mixed precision: fp32 (off), bf16 autocast, or fp16 autocast with a gradient scaler (GPU).
+    # (Not "amp: off": YAML 1.1 reads a bare off as false.)
+    precision: Precision = "fp32"
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ class Trainer:
                 f"{world} processes"
             )
         self.per_rank_batch = cfg.solver.clips_per_batch // world
-        self.amp_dtype = _amp_dtype(cfg.solver.amp, self.device)
+        self.amp_dtype = _amp_dtype(cfg.solver.precision, self.device)
 
         # -- data first: every problem with the files surfaces before any model is built
         self.dataset = build_dataset(cfg.data, seed=cfg.seed, rank=self.dist.rank)
@@ -215,7 +215,7 @@ class Trainer:
         self.trained_params = [p for g in self.groups for p in g.params]
         self.optimizer = build_optimizer(self.groups, cfg.solver)
         self.scheduler = build_scheduler(self.optimizer, cfg.solver)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.solver.amp == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.solver.precision == "fp16")
         seed = cfg.seed + 1000 * self.dist.rank
         self.loss_generator = torch.Generator(device=self.device).manual_seed(seed)
         self.noise_generator = torch.Generator().manual_seed(seed + 1)
@@ -487,7 +487,7 @@ class Trainer:
             ),
             f"  data: {_describe(self.dataset.source)}; {cfg.solver.clips_per_batch} clips/iteration "
             f"({self.per_rank_batch} per process x {self.dist.world_size}) of {cfg.data.sampling.num_frames} frames",
-            f"  device {self.device}, amp {cfg.solver.amp}, {cfg.solver.max_iter} iterations, output {self.run_dir}",
+            f"  device {self.device}, precision {cfg.solver.precision}, {cfg.solver.max_iter} iterations, output {self.run_dir}",
             *self.init_lines,
         ]
         if self._resume_note:
@@ -518,17 +518,17 @@ def _seed_globals(seed: int) -> None:
 
 
 def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    if mode == "off":
+    if mode == "fp32":
         return None
     if mode == "fp16":
         if device.type != "cuda":
-            raise InputError("solver.amp: fp16 needs a CUDA device (use bf16 or off on CPU)")
+            raise InputError("solver.precision: fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
         return torch.float16
     if mode == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise InputError("solver.amp: this GPU does not support bf16 (use fp16)")
+            raise InputError("solver.precision: this GPU does not support bf16 (use fp16)")
         return torch.bfloat16
-    raise InputError(f"solver.amp: expected off, bf16 or fp16, got {mode!r}")
+    raise InputError(f"solver.precision: expected fp32, bf16 or fp16, got {mode!r}")
 
 
 def preflight(cfg: TrainConfig) -> None:
@@ -536,7 +536,7 @@ def preflight(cfg: TrainConfig) -> None:
     file, the split, strict clip lengths), its class space, and an explicit init file. Run for
     every stage before the first one trains, so a bad later stage fails before hours of training."""
     validate_train_config(cfg)
-    _amp_dtype(cfg.solver.amp, D.resolve_device(cfg.device, 0))
+    _amp_dtype(cfg.solver.precision, D.resolve_device(cfg.device, 0))
     source = build_dataset(cfg.data, seed=cfg.seed, rank=0).source
     check_class_space(
         source.mapping, cfg.model.num_classes, cfg.model.num_things, where=f"data ({cfg.data.dataset})"
