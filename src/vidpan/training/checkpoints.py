@@ -176,6 +176,13 @@ def restore_rng(state: Mapping[str, Any], generators: Mapping[str, torch.Generat
         gen.set_state(saved[name])
 
 
+def seed_globals(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds the legacy global state others may use)
+    torch.manual_seed(seed)
+
+
 # --------------------------------------------------------------------------------------------
 # Init weights
 # --------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from vidpan.errors import InputError
 from vidpan.training.config import SolverConfig
 
 NORM_TYPES: tuple[type[nn.Module], ...] = (
@@ -134,16 +135,20 @@ class WarmupMultiStep:
         return decay * warm
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: SolverConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-iteration schedule; call ``step()`` after every optimizer step."""
-    factor = WarmupMultiStep(
+def lr_factor(cfg: SolverConfig) -> WarmupMultiStep:
+    """The learning-rate factor of the config's schedule."""
+    return WarmupMultiStep(
         steps=tuple(cfg.steps),
         gamma=cfg.gamma,
         warmup_iters=cfg.warmup_iters,
         warmup_factor=cfg.warmup_factor,
         warmup_method=cfg.warmup_method,
     )
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: SolverConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-iteration schedule; call ``step()`` after every optimizer step."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
 
 
 def clip_gradients(params: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:
@@ -156,3 +161,18 @@ def clip_gradients(params: Iterable[nn.Parameter], max_norm: float) -> torch.Ten
         return torch.nn.utils.clip_grad_norm_(grads, max_norm)
     norms = [torch.linalg.vector_norm(p.grad.detach()) for p in grads if p.grad is not None]
     return torch.linalg.vector_norm(torch.stack(norms))
+
+
+def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``solver.precision`` on ``device`` (None = fp32, no autocast)."""
+    if mode == "fp32":
+        return None
+    if mode == "fp16":
+        if device.type != "cuda":
+            raise InputError("solver.precision: fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
+        return torch.float16
+    if mode == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise InputError("solver.precision: this GPU does not support bf16 (use fp16)")
+        return torch.bfloat16
+    raise InputError(f"solver.precision: expected fp32, bf16 or fp16, got {mode!r}")

@@ -28,21 +28,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vidpan.losses.criterion import LossOutput, SetCriterion
+from vidpan.losses.matcher import HungarianMatcher
 from vidpan.losses.prediction import VideoMaskPrediction
 from vidpan.losses.schedule import (
     match_on_frozen_segmenter,
     match_on_frozen_tracker,
     use_frozen_stage_matching,
 )
-from vidpan.models.build import DVIS, Part
+from vidpan.models.build import DVIS, Part, build_dvis
 from vidpan.structures import ClipSample, ClipTargets, SegmenterOutput, TrackPrediction
-from vidpan.training.config import StageKind
+from vidpan.training.checkpoints import load_init_weights
+from vidpan.training.config import LossConfig, StageKind, TrainConfig
 
 
 @dataclass
@@ -276,3 +279,66 @@ STAGE_KINDS: dict[StageKind, StageSpec] = {
 def stage_spec(kind: StageKind) -> StageSpec:
     """The :class:`StageSpec` of a stage kind."""
     return STAGE_KINDS[kind]
+
+
+# --------------------------------------------------------------------------------------------
+# Building a stage
+# --------------------------------------------------------------------------------------------
+
+VIT_PREFIX = "segmenter.backbone.vit."
+
+
+@dataclass
+class StageModel:
+    """A stage's model with its init weights loaded and its earlier parts frozen."""
+
+    model: DVIS
+    init_lines: list[str]  # what was loaded / left random, for the log
+    # State-dict prefixes a training checkpoint need not hold (frozen, and loaded from the init file).
+    checkpoint_skip: tuple[str, ...]
+
+
+def build_stage_model(cfg: TrainConfig, spec: StageSpec, init_path: Path | None) -> StageModel:
+    """Build the parts ``spec`` needs, load ``init_path``, freeze the frozen parts (``requires_grad``
+    False; the trainer keeps them in eval mode and the step functions call them under ``no_grad``)."""
+    torch.manual_seed(cfg.seed)  # identical random init on every rank (and on resume)
+    model = build_dvis(cfg.model, parts=spec.built)
+    frozen_components: list[str] = [*spec.frozen]
+    skip = [f"{p}." for p in spec.frozen]
+    if cfg.model.vit.frozen:
+        frozen_components.append(VIT_PREFIX.rstrip("."))
+        skip.append(VIT_PREFIX)
+    if init_path is not None:
+        report = load_init_weights(
+            model, init_path, frozen_components=frozen_components, reset=cfg.stage.init_reset
+        )
+        lines = report.lines()
+    else:
+        lines = ["init weights: none (every part starts from its random initialisation)"]
+    for part in spec.frozen:
+        getattr(model, part).requires_grad_(False)
+    for name, param in model.named_parameters():
+        if name.startswith(spec.frozen_prefixes):
+            param.requires_grad_(False)
+    # Without an init file the frozen parts exist only in memory: checkpoints must hold them.
+    return StageModel(model=model, init_lines=lines, checkpoint_skip=tuple(skip) if init_path else ())
+
+
+def build_criterion(cfg: LossConfig, num_classes: int) -> SetCriterion:
+    """The set criterion; the matcher uses the loss weights as its costs (Mask2Former)."""
+    return SetCriterion(
+        num_classes=num_classes,
+        matcher=HungarianMatcher(
+            class_weight=cfg.class_weight,
+            mask_weight=cfg.mask_weight,
+            dice_weight=cfg.dice_weight,
+            num_points=cfg.num_points,
+        ),
+        class_weight=cfg.class_weight,
+        mask_weight=cfg.mask_weight,
+        dice_weight=cfg.dice_weight,
+        no_object_weight=cfg.no_object_weight,
+        num_points=cfg.num_points,
+        oversample_ratio=cfg.oversample_ratio,
+        importance_sample_ratio=cfg.importance_sample_ratio,
+    )

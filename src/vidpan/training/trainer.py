@@ -38,9 +38,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from vidpan.config import save_yaml, to_dict
 from vidpan.errors import InputError
-from vidpan.losses.criterion import LossOutput, SetCriterion
-from vidpan.losses.matcher import HungarianMatcher
-from vidpan.models.build import DVIS, build_dvis
+from vidpan.losses.criterion import LossOutput
+from vidpan.models.build import DVIS
 from vidpan.models.checkpoint import save_native
 from vidpan.training import distributed as D
 from vidpan.training.checkpoints import (
@@ -48,10 +47,10 @@ from vidpan.training.checkpoints import (
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
-    load_init_weights,
     remove_partial_files,
     restore_rng,
     save_checkpoint,
+    seed_globals,
 )
 from vidpan.training.config import (
     FINAL_MODEL_NAME,
@@ -63,13 +62,21 @@ from vidpan.training.config import (
 from vidpan.training.data import build_dataset, check_class_space, clip_batches
 from vidpan.training.metrics import MetricsLogger
 from vidpan.training.solver import (
-    WarmupMultiStep,
+    autocast_dtype,
     build_optimizer,
     build_scheduler,
     clip_gradients,
+    lr_factor,
     param_groups,
 )
-from vidpan.training.stages import Batch, StepContext, prepare_batch, stage_spec
+from vidpan.training.stages import (
+    Batch,
+    StepContext,
+    build_criterion,
+    build_stage_model,
+    prepare_batch,
+    stage_spec,
+)
 from vidpan.utils.atomic import check_writable_dir
 
 Evaluator = Callable[[DVIS, int], dict[str, float]]
@@ -77,7 +84,6 @@ Evaluator = Callable[[DVIS, int], dict[str, float]]
 
 CHECKPOINT_FORMAT = "vidpan-train"
 CHECKPOINT_VERSION = 1
-VIT_PREFIX = "segmenter.backbone.vit."
 
 
 @dataclass
@@ -126,7 +132,7 @@ class Trainer:
                 f"{world} processes"
             )
         self.per_rank_batch = cfg.solver.clips_per_batch // world
-        self.amp_dtype = _amp_dtype(cfg.solver.precision, self.device)
+        self.amp_dtype = autocast_dtype(cfg.solver.precision, self.device)
 
         # -- data first: every problem with the files surfaces before any model is built
         self.dataset = build_dataset(cfg.data, seed=cfg.seed, rank=self.dist.rank)
@@ -164,51 +170,15 @@ class Trainer:
         if resume and resume_from is None:
             self._resume_note = f"--resume: no checkpoint in {self.run_dir}, starting at iteration 0"
 
-        # -- model
-        torch.manual_seed(cfg.seed)  # identical random init on every rank (and on resume)
-        model = build_dvis(cfg.model, parts=self.spec.built)
-        self.init_lines: list[str] = []
-        frozen_components: list[str] = [*self.spec.frozen]
-        if cfg.model.vit.frozen:
-            frozen_components.append(VIT_PREFIX.rstrip("."))
-        if self.init_path is not None:
-            report = load_init_weights(
-                model, self.init_path, frozen_components=frozen_components, reset=cfg.stage.init_reset
-            )
-            self.init_lines = report.lines()
-        else:
-            self.init_lines = ["init weights: none (every part starts from its random initialisation)"]
-        for part in self.spec.frozen:
-            getattr(model, part).requires_grad_(False)
-        for name, param in model.named_parameters():
-            if name.startswith(self.spec.frozen_prefixes):
-                param.requires_grad_(False)
-        # Frozen parts loaded from the init file are not repeated in every checkpoint.
-        skip = [f"{p}." for p in self.spec.frozen]
-        if cfg.model.vit.frozen:
-            skip.append(VIT_PREFIX)
-        self._checkpoint_skip = tuple(skip) if self.init_path is not None else ()
+        # -- model: the stage's parts, init weights, frozen parts, criterion
+        built = build_stage_model(cfg, self.spec, self.init_path)
+        self.init_lines = built.init_lines
+        self._checkpoint_skip = built.checkpoint_skip
+        model = built.model
         if self.dist.distributed and self.device.type == "cuda" and "segmenter" in self.spec.trained:
             model.segmenter = nn.SyncBatchNorm.convert_sync_batchnorm(model.segmenter)  # DVIS++ uses SyncBN
         self.model = model.to(self.device)
-
-        m = cfg.loss
-        self.criterion = SetCriterion(
-            num_classes=cfg.model.num_classes,
-            matcher=HungarianMatcher(
-                class_weight=m.class_weight,
-                mask_weight=m.mask_weight,
-                dice_weight=m.dice_weight,
-                num_points=m.num_points,
-            ),
-            class_weight=m.class_weight,
-            mask_weight=m.mask_weight,
-            dice_weight=m.dice_weight,
-            no_object_weight=m.no_object_weight,
-            num_points=m.num_points,
-            oversample_ratio=m.oversample_ratio,
-            importance_sample_ratio=m.importance_sample_ratio,
-        ).to(self.device)
+        self.criterion = build_criterion(cfg.loss, cfg.model.num_classes).to(self.device)
 
         # -- optimisation
         self.groups = param_groups(self.model, cfg.solver)
@@ -219,7 +189,7 @@ class Trainer:
         seed = cfg.seed + 1000 * self.dist.rank
         self.loss_generator = torch.Generator(device=self.device).manual_seed(seed)
         self.noise_generator = torch.Generator().manual_seed(seed + 1)
-        _seed_globals(seed)
+        seed_globals(seed)
         self.iteration = 0
         if resume_from is not None:
             self._load(resume_from)
@@ -297,13 +267,7 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         # The schedule is a function of the config: a resumed run may extend max_iter / steps.
-        factor = WarmupMultiStep(
-            tuple(self.cfg.solver.steps),
-            self.cfg.solver.gamma,
-            self.cfg.solver.warmup_iters,
-            self.cfg.solver.warmup_factor,
-            self.cfg.solver.warmup_method,
-        )
+        factor = lr_factor(self.cfg.solver)
         self.scheduler.lr_lambdas = [factor] * len(self.optimizer.param_groups)
         self.iteration = int(ckpt["iteration"])
         for group in self.optimizer.param_groups:
@@ -314,9 +278,18 @@ class Trainer:
         if len(states) == self.dist.world_size:
             restore_rng(states[self.dist.rank], self.generators)
         else:  # a different number of processes: the data stream and RNGs cannot be continued exactly
-            _seed_globals(self.cfg.seed + 1000 * self.dist.rank + self.iteration)
-        self._resume_note = f"resumed from {path} at iteration {self.iteration}" + (
-            "" if len(states) == self.dist.world_size else f" (saved with {len(states)} processes: not exact)"
+            seed_globals(self.cfg.seed + 1000 * self.dist.rank + self.iteration)
+        notes = []
+        if len(states) != self.dist.world_size:
+            notes.append(f"saved with {len(states)} processes: not exact")
+        saved_init = ckpt.get("init")
+        current_init = None
+        if self.init_path is not None:
+            current_init = {"path": str(self.init_path), "size": self.init_path.stat().st_size}
+        if saved_init is not None and saved_init != current_init:
+            notes.append(f"warning: the init file changed since the checkpoint ({saved_init['path']})")
+        self._resume_note = f"resumed from {path} at iteration {self.iteration}" + "".join(
+            f"; {n}" for n in notes
         )
 
     # ------------------------------------------------------------------ one step
@@ -507,36 +480,12 @@ def _required(module: nn.Module | None) -> nn.Module:
     return module
 
 
-def _seed_globals(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds the legacy global state others may use)
-    torch.manual_seed(seed)
-
-
-def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    if mode == "fp32":
-        return None
-    if mode == "fp16":
-        if device.type != "cuda":
-            raise InputError("solver.precision: fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
-        return torch.float16
-    if mode == "bf16":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise InputError("solver.precision: this GPU does not support bf16 (use fp16)")
-        return torch.bfloat16
-    raise InputError(f"solver.precision: expected fp32, bf16 or fp16, got {mode!r}")
-
-
 def preflight(cfg: TrainConfig) -> None:
     """The input checks of :class:`Trainer` that need no model: config values, the dataset (every
     file, the split, strict clip lengths), its class space, and an explicit init file. Run for
     every stage before the first one trains, so a bad later stage fails before hours of training."""
     validate_train_config(cfg)
-    _amp_dtype(cfg.solver.precision, D.resolve_device(cfg.device, 0))
+    autocast_dtype(cfg.solver.precision, D.resolve_device(cfg.device, 0))
     source = build_dataset(cfg.data, seed=cfg.seed, rank=0).source
     check_class_space(
         source.mapping, cfg.model.num_classes, cfg.model.num_things, where=f"data ({cfg.data.dataset})"
