@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from vidpan.errors import InputError
-from vidpan.evaluation.evaluator import VPSResult, VSSResult, evaluate_vps, evaluate_vss
+from vidpan.evaluation.evaluator import evaluate_vps, evaluate_vss
+from vidpan.evaluation.results import VPSResult, VSSResult
 from vidpan.evaluation.vpq import VPQ_WINDOWS
 from vidpan.utils.atomic import atomic_write_json
 

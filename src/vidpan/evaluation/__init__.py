@@ -4,13 +4,8 @@ Entry points: :func:`evaluate_vps` and :func:`evaluate_vss` (``vidpan eval vps|v
 quirks and the deliberate differences from the official scripts are in ``docs/evaluation.md``.
 """
 
-from vidpan.evaluation.evaluator import (
-    VPQWindowResult,
-    VPSResult,
-    VSSResult,
-    evaluate_vps,
-    evaluate_vss,
-)
+from vidpan.evaluation.evaluator import evaluate_vps, evaluate_vss
+from vidpan.evaluation.results import VPQWindowResult, VPSResult, VSSResult
 from vidpan.evaluation.stq import STQResult
 from vidpan.evaluation.vpq import VPQ_WINDOWS, PQClassResult
 
