@@ -390,8 +390,19 @@ def benchmark_eval(
     description: str = "",
 ) -> EvalBenchResult:
     """Time vidpan (serial and with ``workers`` processes) and optionally the official scripts."""
-    serial, m_serial = time_vidpan(case, workers=1, runs=runs)
-    parallel, m_parallel = time_vidpan(case, workers=workers, runs=runs)
+    # Serial and parallel runs alternate, so that load from other jobs affects both alike.
+    serial, parallel = Timing(), Timing()
+    m_serial: dict[str, float | None] = {}
+    m_parallel: dict[str, float | None] = {}
+    for _ in range(runs):
+        for timing, n in ((serial, 1), (parallel, workers)):
+            t, m = time_vidpan(case, workers=n, runs=1)
+            timing.vps += t.vps
+            timing.vss += t.vss
+            if n == 1:
+                m_serial = m
+            else:
+                m_parallel = m
     official: Timing | None = None
     m_official: dict[str, float | None] = {}
     if official_dir is not None:

@@ -93,7 +93,9 @@ def _ordered_map(fn: Callable[[_T], _R], tasks: Sequence[_T], workers: int) -> I
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["vidpan.evaluation.evaluator"])
+        # Preload the heavy third-party imports only: the fork server imports its preloads before
+        # it sees the caller's sys.path, so preloading vidpan itself could pick another copy.
+        ctx.set_forkserver_preload(["numpy", "PIL.Image", "PIL.PngImagePlugin"])
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     try:
         queue = iter(tasks)
