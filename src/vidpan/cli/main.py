@@ -17,7 +17,7 @@ from vidpan import __version__
 from vidpan.errors import InputError
 
 # Subcommand modules, in the order `vidpan --help` lists them.
-COMMANDS: tuple[str, ...] = ("segment", "synth", "convert", "train")
+COMMANDS: tuple[str, ...] = ("segment", "eval", "train", "synth", "convert", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

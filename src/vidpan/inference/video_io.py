@@ -191,7 +191,9 @@ class FrameFolderSource(VideoSource):
 
     def __init__(self, path: str | Path, *, fps: float = DEFAULT_FOLDER_FPS) -> None:
         self.path = Path(path)
-        self.name = self.path.resolve().name
+        resolved = self.path.resolve()
+        # VSPW keeps frames in data/<video>/origin: name such a folder after its video.
+        self.name = resolved.parent.name if resolved.name == "origin" else resolved.name
         if fps <= 0:
             raise InputError(f"frame rate must be positive, got {fps}", path=self.path)
         self.fps = float(fps)

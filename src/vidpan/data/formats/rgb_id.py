@@ -52,19 +52,24 @@ def read_id_png(path: str | Path, *, expected_size: tuple[int, int] | None = Non
         with Image.open(path) as im:
             im.load()
             mode, size = im.mode, im.size
-            arr = np.asarray(im)
+            if mode != "RGB":
+                raise InputError(
+                    f"expected an RGB PNG (id = R + 256 G + 65536 B), got mode {mode}", path=path
+                )
+            if expected_size is not None and (size[1], size[0]) != tuple(expected_size):
+                raise InputError(
+                    f"size {size[1]}x{size[0]} (HxW) differs from the expected "
+                    f"{expected_size[0]}x{expected_size[1]}",
+                    path=path,
+                )
+            # Pillow holds RGB pixels as 4 bytes (R, G, B, pad): read them as little-endian
+            # uint32 and drop the pad byte -- R + 256 G + 65536 B without a 3-channel round trip.
+            packed = np.frombuffer(im.tobytes("raw", "RGBX"), dtype="<u4").reshape(size[1], size[0])
     except FileNotFoundError:
         raise InputError("file not found", path=path) from None
     except OSError as exc:
         raise InputError(f"cannot read PNG ({exc})", path=path) from None
-    if mode != "RGB":
-        raise InputError(f"expected an RGB PNG (id = R + 256 G + 65536 B), got mode {mode}", path=path)
-    if expected_size is not None and (size[1], size[0]) != tuple(expected_size):
-        raise InputError(
-            f"size {size[1]}x{size[0]} (HxW) differs from the expected {expected_size[0]}x{expected_size[1]}",
-            path=path,
-        )
-    return rgb2id(arr)
+    return (packed & np.uint32(0xFFFFFF)).astype(np.uint32)
 
 
 def encode_png(array: np.ndarray) -> bytes:

@@ -335,6 +335,9 @@ def parse_panoptic_video_json(
                 stem = str(fa.get("image_id", Path(str(fname)).stem)) if isinstance(fa, dict) else str(j)
                 frames.append(FrameInfo(stem, str(fname) if fname else f"{stem}.png", 0, 0))
         out.append(VideoAnnotation(vid, frames, segments))
+    missing = [vid for vid in frames_by_video if vid not in seen]
+    if missing:
+        raise InputError(f"videos {missing[:5]} are listed in `videos` but have no `annotations`", path=path)
     categories = parse_categories(data["categories"], source=path) if "categories" in data else []
     return PanopticVideoDataset(out, categories)
 
