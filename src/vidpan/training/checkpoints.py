@@ -21,10 +21,8 @@ parts must come from the file; shape mismatches are errors unless the keys are l
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +34,7 @@ from torch import nn
 
 from vidpan.errors import InputError
 from vidpan.models.checkpoint import StateDict, load_native
+from vidpan.utils.atomic import atomic_write
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_POINTER = "last"
@@ -46,45 +45,12 @@ def checkpoint_name(iteration: int) -> str:
     return f"iter_{iteration:07d}.pt"
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported on every platform / file system
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """``write(file_object)`` into a temporary sibling, fsync, rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; use the usual file mode
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 def save_checkpoint(run_dir: Path, iteration: int, payload: Mapping[str, Any], *, keep: int) -> Path:
     """Write ``payload`` as the checkpoint of ``iteration``, point ``last`` at it, prune old ones."""
     directory = Path(run_dir) / CHECKPOINT_DIR
     path = directory / checkpoint_name(iteration)
-    _atomic_write(path, lambda f: torch.save(dict(payload), f))
-    _atomic_write(directory / LAST_POINTER, lambda f: f.write(f"{path.name}\n".encode()))
+    atomic_write(path, lambda f: torch.save(dict(payload), f), fsync=True)
+    atomic_write(directory / LAST_POINTER, lambda f: f.write(f"{path.name}\n".encode()), fsync=True)
     for old in list_checkpoints(run_dir)[:-keep]:
         with contextlib.suppress(FileNotFoundError):
             old.unlink()

@@ -11,25 +11,59 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, then rename)."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _public(path: str | Path, *, directory: bool = False) -> None:
+    """Give a temporary file / directory the permissions a normal ``open`` / ``mkdir`` would
+    (``mkstemp`` / ``mkdtemp`` create them private: 0600 / 0700)."""
+    mode = (0o777 if directory else 0o666) & ~_umask()
+    os.chmod(path, mode | (stat.S_IRUSR | stat.S_IWUSR | (stat.S_IXUSR if directory else 0)))
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, fsync: bool = False) -> None:
+    """``write(file)`` into a temporary sibling of ``path``, then rename it over ``path``.
+
+    With ``fsync`` the data and the directory entry are flushed to disk before and after the
+    rename (checkpoints: a crash never leaves a torn file under the final name).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        _public(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if fsync:
+        with contextlib.suppress(OSError):  # not supported on every platform / file system
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same directory, then rename)."""
+    atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -56,6 +90,7 @@ def atomic_directory(path: str | Path, *, overwrite: bool = True) -> Iterator[Pa
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: output directory already exists")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=parent))
+    _public(tmp, directory=True)
     try:
         yield tmp
     except BaseException:
