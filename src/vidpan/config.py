@@ -163,7 +163,7 @@ class ModelConfig:
 class InferenceConfig:
     """Video inference and post-processing."""
 
-    mode: Literal["online", "offline", "long"] = "offline"
+    mode: Literal["online", "offline", "long", "minvis"] = "offline"
     task: Literal["vps", "vss", "vis"] = "vps"
     # Frames per segmenter/tracker forward (DVIS++ TEST.WINDOW_SIZE).
     window_size: int = 3

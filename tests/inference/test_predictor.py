@@ -164,3 +164,43 @@ def test_bf16_on_cpu_runs(setup) -> None:  # type: ignore[no-untyped-def]
     model, config, frames, _, _ = setup
     prediction = VideoPredictor(model, config, precision="bf16").predict(frames[:3], mode="offline")
     assert prediction.num_frames == 3
+
+
+def test_minvis_mode_recovers_shuffled_queries(setup, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """MinVIS association: permuting the segmenter's queries per frame changes nothing."""
+    model, config, frames, _, _ = setup
+    segment_only = DVIS(segmenter=model.segmenter, num_things=model.num_things)
+    predictor = VideoPredictor(segment_only, config)
+    plain = predictor.predict(frames, mode="minvis")
+    original = model.segmenter.forward
+    gen = torch.Generator().manual_seed(3)
+
+    def shuffled(images, **kwargs):  # type: ignore[no-untyped-def]
+        out = original(images, **kwargs)
+        perm = torch.stack(
+            [torch.randperm(out.class_logits.shape[1], generator=gen) for _ in range(len(images))]
+        )
+        rows = torch.arange(len(images))[:, None]
+        return dataclasses.replace(
+            out,
+            class_logits=out.class_logits[rows, perm],
+            mask_logits=out.mask_logits[rows, perm],
+            embeds=out.embeds[rows, perm],
+            embeds_unnormed=out.embeds_unnormed[rows, perm],
+        )
+
+    monkeypatch.setattr(model.segmenter, "forward", shuffled)
+    again = predictor.predict(frames, mode="minvis")
+
+    # Frame 0's order decides the slots, so compare the (class, pixels) partition, not slot ids.
+    def key(prediction):  # type: ignore[no-untyped-def]
+        vol = _volume(prediction)
+        lut = {0: -1} | {s.id: s.category_id for s in prediction.segments}
+        return np.vectorize(lambda i: lut[int(i)])(vol), vol
+
+    (cls_a, vol_a), (cls_b, vol_b) = key(plain), key(again)
+    assert np.array_equal(cls_a, cls_b)
+    pairs = set(zip(vol_a.flatten().tolist(), vol_b.flatten().tolist(), strict=True))
+    assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})  # a bijection of ids
+    with pytest.raises(InputError, match="needs a tracker"):
+        predictor.predict(frames, mode="online")

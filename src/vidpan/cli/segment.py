@@ -46,11 +46,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--weights", required=True, help="vidpan .safetensors, or a DVIS++ checkpoint with --preset"
     )
     p.add_argument("--preset", help="architecture preset (tiny, vits, vitb, vitl, vitg) for foreign weights")
-    p.add_argument("--mode", choices=["online", "offline", "long"], help="default: the model's config")
+    p.add_argument(
+        "--mode", choices=["online", "offline", "long", "minvis"], help="default: the model's config"
+    )
     p.add_argument("--task", choices=["vps", "vss", "vis"], help="default: the model's config")
     p.add_argument("--out", required=True, type=Path, help="output directory (replaced only on success)")
     p.add_argument("--overlay", action="store_true", help="also write overlay/<video>.mp4")
-    p.add_argument("--stream", action="store_true", help="online mode: decide and write each window at once")
+    p.add_argument(
+        "--stream", action="store_true", help="online/minvis: decide and write each window at once"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     p.add_argument(

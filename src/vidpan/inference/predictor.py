@@ -25,6 +25,11 @@ streams per-frame results to writers. Modes:
     ``1 + Q + class``). Each overlap's frames are taken half from each chunk. Memory is bounded
     by the chunk length.
 
+``minvis``
+    segmenter only (no tracker): queries are associated frame to frame by Hungarian matching
+    of their embeddings (MinVIS, the DVIS++ segmenter's own video inference), then
+    post-processed like ``online``. For segmenter-only checkpoints and as a baseline.
+
 Results are at the input video's resolution: frames are resized to ``short_side`` (detectron2
 ``ResizeShortestEdge``), padded to /32 inside the model, and masks are mapped back by
 :mod:`vidpan.inference.postprocess`.
@@ -55,11 +60,12 @@ from vidpan.inference.postprocess import (
 )
 from vidpan.inference.spill import TensorSpill
 from vidpan.inference.video_io import ArrayVideoSource, VideoSource, open_video, resize_frames
+from vidpan.models.association import match_embeddings
 from vidpan.models.build import DVIS, load_pretrained
 from vidpan.models.tracker import TrackerState
 from vidpan.structures import InstanceFrame, PanopticFrame, Segment, SegmenterOutput, SemanticFrame
 
-Mode = Literal["online", "offline", "long"]
+Mode = Literal["online", "offline", "long", "minvis"]
 Task = Literal["vps", "vss", "vis"]
 Precision = Literal["fp32", "bf16", "fp16"]
 PostProcess = Literal["video", "stream"]
@@ -148,10 +154,6 @@ class VideoPredictor:
             raise InputError(f"precision: expected fp32, bf16 or fp16, got {precision!r}")
         if precision == "fp16" and self.device.type != "cuda":
             raise InputError("precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
-        if model.tracker is None:
-            raise InputError(
-                "the model has no tracker: video inference needs a model trained up to the tracker stage"
-            )
         self.model = model.to(self.device).eval()
         self.config = config
         self.precision: Precision = precision
@@ -206,13 +208,19 @@ class VideoPredictor:
         inf = self.config.inference
         mode = mode or inf.mode
         task = task or inf.task
-        if mode not in ("online", "offline", "long"):
-            raise InputError(f"mode: expected online, offline or long, got {mode!r}")
+        if mode not in ("online", "offline", "long", "minvis"):
+            raise InputError(f"mode: expected online, offline, long or minvis, got {mode!r}")
         if task not in ("vps", "vss", "vis"):
             raise InputError(f"task: expected vps, vss or vis, got {task!r}")
-        if mode != "online" and self.model.refiner is None:
-            raise InputError(f"mode {mode!r} needs a refiner; this model has none (use --mode online)")
-        if postprocess == "stream" and mode != "online":
+        if mode in ("offline", "long") and self.model.refiner is None:
+            raise InputError(
+                f"mode {mode!r} needs a refiner; this model has none (use --mode online or minvis)"
+            )
+        if mode != "minvis" and self.model.tracker is None:
+            raise InputError(
+                f"mode {mode!r} needs a tracker; this segmenter-only model supports --mode minvis"
+            )
+        if postprocess == "stream" and mode not in ("online", "minvis"):
             raise InputError(
                 "streaming post-processing is for --mode online (offline/long decide per video/chunk)"
             )
@@ -220,8 +228,10 @@ class VideoPredictor:
         timer = _Timer(self.device)
         for w in writers:
             w.begin_video(source.name, frame_names=source.frame_names, fps=source.fps)
-        if mode == "online":
-            stream = self._online(source, task, timer, streaming=postprocess == "stream")
+        if mode in ("online", "minvis"):
+            stream = self._online(
+                source, task, timer, streaming=postprocess == "stream", minvis=mode == "minvis"
+            )
         elif mode == "offline":
             stream = self._offline(source, task, timer)
         else:
@@ -310,19 +320,44 @@ class VideoPredictor:
         mask_logits = None if out.mask_logits is None else out.mask_logits[0].float()
         return out.class_logits[0].float(), mask_logits, out.embeds[0].float(), state
 
+    @staticmethod
+    def _match_queries(
+        window: _Window, previous: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """MinVIS: per frame, Hungarian matching (1 − cosine) of the segmenter's normed query
+        embeddings to the previous frame's aligned ones; the segmenter's predictions re-ordered
+        into those slots -> (class logits [t,Q,K+1], mask logits [t,Q,h,w], last aligned [Q,C])."""
+        seg = window.seg
+        logits, masks = [], []
+        for t in range(seg.embeds.shape[0]):
+            if previous is None:
+                perm = torch.arange(seg.embeds.shape[1], device=seg.embeds.device)
+            else:
+                perm = match_embeddings(previous[None], seg.embeds[t][None])[0]
+            previous = seg.embeds[t][perm]
+            logits.append(seg.class_logits[t][perm])
+            masks.append(seg.mask_logits[t][perm])
+        assert previous is not None
+        return torch.stack(logits), torch.stack(masks), previous
+
     # -- modes --------------------------------------------------------------------------------------
 
     def _online(
-        self, source: VideoSource, task: Task, timer: _Timer, *, streaming: bool
+        self, source: VideoSource, task: Task, timer: _Timer, *, streaming: bool, minvis: bool = False
     ) -> Iterator[tuple[FrameResult, np.ndarray]]:
         state: TrackerState | None = None
+        aligned: torch.Tensor | None = None  # MinVIS: last frame's slot-aligned embeddings
         logit_sum: torch.Tensor | None = None
         count = 0
         geometry: MaskGeometry | None = None
         with TensorSpill(ram_budget=self.spill_ram_budget) as spill:
             for window in self._windows(source, timer):
+                masks: torch.Tensor | None
                 with timer("tracker"):
-                    logits, masks, _, state = self._track(window, state, masks=True)
+                    if minvis:
+                        logits, masks, aligned = self._match_queries(window, aligned)
+                    else:
+                        logits, masks, _, state = self._track(window, state, masks=True)
                 assert masks is not None
                 logit_sum = logits.sum(0) if logit_sum is None else logit_sum + logits.sum(0)
                 count += logits.shape[0]
