@@ -38,6 +38,7 @@ def make_evaluator(cfg: TrainConfig) -> Evaluator | None:
 
     def evaluate(model: DVIS, iteration: int) -> dict[str, float]:
         del iteration
-        return dict(evaluate_vipseg_split(model, config, root, split))
+        scores = evaluate_vipseg_split(model, config, root, split)
+        return {k: v for k, v in scores.items() if v is not None}  # undefined metrics are not logged
 
     return evaluate
