@@ -10,7 +10,10 @@ as the serial path, so the results are identical.
 
 Pairing follows the official scripts: GT videos in the order of the GT JSON's annotations, the
 i-th GT frame with the i-th prediction frame, prediction PNG ``<pred_masks>/<video>/<GT
-file_name>``. Extra prediction videos are ignored, as officially.
+file_name>``. Extra prediction videos are ignored, as officially. (Difference: when that PNG
+does not exist, the ``file_name`` the prediction JSON lists at the same position is used — e.g.
+``00000001.png`` for a prediction made from a video file whose GT frames are named
+``00000005.png`` — where the official scripts crash.)
 
 Bad input raises :class:`~vidpan.errors.InputError` naming the file and the problem, where the
 official scripts crash (``KeyError``, ``assert``) or silently miscount; see ``docs/evaluation.md``
@@ -142,6 +145,13 @@ def _vps_video(task: _VPSTask) -> _VPSVideoStats:
     ):
         gt_png = task.gt_masks / vid / frame.file_name
         pred_png = task.pred_masks / vid / frame.file_name
+        if not pred_png.is_file() and i < len(task.pred.frames):
+            # The official scripts only look for the GT file name (and crash otherwise); a
+            # prediction of a video *file* names its frames by index, so also accept the
+            # file name the prediction itself lists at this position.
+            own = task.pred_masks / vid / task.pred.frames[i].file_name
+            if own.is_file():
+                pred_png = own
         size = (frame.height, frame.width) if frame.height > 0 and frame.width > 0 else None
         gt = read_id_png(gt_png, expected_size=size)
         pred = read_id_png(pred_png, expected_size=(gt.shape[0], gt.shape[1]))

@@ -254,7 +254,7 @@ STAGE_KINDS: dict[StageKind, StageSpec] = {
         frozen=(),
         trained=("segmenter",),
         step=segmenter_step,
-        summary="segmenter trained (ViT and re-id branch frozen) with image-level losses",
+        summary="segmenter trained with image-level losses (re-id branch frozen; the ViT too unless model.vit.frozen is false)",
         frozen_prefixes=("segmenter.decoder.reid_embed.",),
     ),
     "tracker": StageSpec(
