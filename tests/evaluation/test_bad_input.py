@@ -281,7 +281,9 @@ def test_pred_png_named_by_index_is_paired_by_position(tmp_path: Path) -> None:
     from vidpan.data.synthetic import generate
     from vidpan.evaluation import evaluate_vps
 
-    ds = generate(tmp_path / "s", videos=1, frames=4, size=(32, 48), seed=2, val_fraction=1.0, predictions="noisy")
+    ds = generate(
+        tmp_path / "s", videos=1, frames=4, size=(32, 48), seed=2, val_fraction=1.0, predictions="noisy"
+    )
     assert ds.pred_json is not None and ds.pred_masks is not None
     expected = evaluate_vps(ds.gt_json_val, ds.gt_masks, ds.pred_json, ds.pred_masks).to_json()
     pred = json.loads(ds.pred_json.read_text())
@@ -290,7 +292,9 @@ def test_pred_png_named_by_index_is_paired_by_position(tmp_path: Path) -> None:
         for t, frame in enumerate(video["annotations"]):
             new = f"{t:08d}.png"
             (renamed / video["video_id"]).mkdir(parents=True, exist_ok=True)
-            shutil.copy(ds.pred_masks / video["video_id"] / frame["file_name"], renamed / video["video_id"] / new)
+            shutil.copy(
+                ds.pred_masks / video["video_id"] / frame["file_name"], renamed / video["video_id"] / new
+            )
             frame["file_name"] = new
     (tmp_path / "pred.json").write_text(json.dumps(pred))
     got = evaluate_vps(ds.gt_json_val, ds.gt_masks, tmp_path / "pred.json", renamed).to_json()

@@ -228,29 +228,55 @@ class PanopticStream:
         self.segment_of: torch.Tensor | None = None  # [Qk] int32 segment id per kept query (0 = none)
         self.segments: list[Segment] = []
 
+    #: Kept queries resized at once: bounds the full-resolution [t, planes, H, W] temporaries.
+    PLANES_PER_PASS = 16
+
     def _winners(self, chunk: torch.Tensor) -> tuple[ChunkWinners, torch.Tensor | None]:
-        """Per-voxel winner of a [t, Q, h, w] chunk and the kept queries' mask ≥ 0.5 [t, Qk, H, W]."""
+        """Per-voxel winner of a [t, Q, h, w] chunk, and each kept query's count of voxels with
+        mask ≥ 0.5 ([Qk], None when nothing is kept).
+
+        The kept queries are resized :attr:`PLANES_PER_PASS` at a time with a running maximum of
+        ``score · mask``; a later query replaces the winner only where it is strictly larger,
+        so ties go to the first query as with one ``argmax`` over all of them.
+        """
+        t = chunk.shape[0]
+        shape = (t, *self.geometry.output_size)
         if len(self.kept) == 0:
-            shape = (chunk.shape[0], *self.geometry.output_size)
             empty = ChunkWinners(torch.zeros(shape, dtype=torch.int64), torch.zeros(shape, dtype=torch.bool))
             return empty, None
         if self.device is not None:
             chunk = chunk.to(self.device)
-        masks = resize_masks(chunk[:, self.kept.to(chunk.device)], self.geometry, sigmoid=self.sigmoid)
-        prob = masks * self.scores.to(masks.device).view(1, -1, 1, 1)  # [t, Qk, H, W]
-        winner = prob.argmax(dim=1)  # [t, H, W], first query on ties (as the reference)
-        fg = masks >= 0.5
-        foreground = fg.gather(1, winner[:, None]).squeeze(1)
-        return ChunkWinners(winner, foreground), fg
+        kept = self.kept.to(chunk.device)
+        scores = self.scores.to(chunk.device)
+        best = winner = foreground = None
+        original = []
+        for start in range(0, len(kept), self.PLANES_PER_PASS):
+            index = kept[start : start + self.PLANES_PER_PASS]
+            masks = resize_masks(chunk[:, index], self.geometry, sigmoid=self.sigmoid)  # [t, k, H, W]
+            fg = masks >= 0.5
+            original.append(fg.sum(dim=(0, 2, 3)))
+            prob = masks * scores[start : start + len(index)].view(1, -1, 1, 1)
+            value, local = prob.max(dim=1)  # [t, H, W], first maximum within the pass
+            local_fg = fg.gather(1, local[:, None]).squeeze(1)
+            if best is None:
+                best, winner, foreground = value, local, local_fg
+            else:
+                assert winner is not None and foreground is not None
+                better = value > best
+                best = torch.where(better, value, best)
+                winner = torch.where(better, local + start, winner)
+                foreground = torch.where(better, local_fg, foreground)
+        assert winner is not None and foreground is not None
+        return ChunkWinners(winner, foreground), torch.cat(original)
 
     def add(self, chunk: torch.Tensor) -> ChunkWinners:
         """Pass 1 on a [t, Q, h, w] chunk of mask logits; returns its compact winners (CPU)."""
         if self.segment_of is not None:
             raise RuntimeError("add() after finish()")
-        winners, fg = self._winners(chunk)
-        if fg is not None:
+        winners, original = self._winners(chunk)
+        if original is not None:
             n = len(self.kept)
-            self.original_area += fg.sum(dim=(0, 2, 3)).cpu()
+            self.original_area += original.cpu()
             self.area += torch.bincount(winners.winner.flatten(), minlength=n).cpu()
             self.inter += torch.bincount(winners.winner[winners.foreground], minlength=n).cpu()
         # Stored compactly (int16 while the kept queries fit): 3 bytes per voxel until painting.

@@ -575,9 +575,8 @@ class VideoPredictor:
             for chunk in mask_chunks:
                 for frame in chunk.split(1):
                     with timer("postprocess"):
-                        masks = resize_masks(frame.to(self.device), geometry, sigmoid="before_output_resize")
-                        labels = torch.einsum("qk,tqhw->tkhw", probs.to(masks.device), masks).argmax(1)
-                    yield _semantic_factory(labels[0].cpu().numpy().astype(np.int32)), position
+                        labels = _semantic_labels(frame.to(self.device), probs, geometry)
+                    yield _semantic_factory(labels.cpu().numpy().astype(np.int32)), position
                     position += 1
             return
         # VIS: the max_num best (track, class) pairs, each with its track's binary masks.
@@ -609,6 +608,24 @@ class VideoPredictor:
 # ------------------------------------------------------------------------------------------------
 # Helpers
 # ------------------------------------------------------------------------------------------------
+
+
+def _semantic_labels(
+    frame: torch.Tensor, probs: torch.Tensor, geometry: MaskGeometry, planes: int = 16
+) -> torch.Tensor:
+    """Per-pixel class of one frame: argmax_k sum_q p(k | q) * mask_q, accumulated over the
+    queries ``planes`` at a time so the full-resolution masks of all Q queries never coexist.
+
+    Args: frame [1, Q, h, w] mask logits, probs [Q, K]. Returns [H, W] int64.
+    """
+    semseg: torch.Tensor | None = None
+    probs = probs.to(frame.device)
+    for start in range(0, frame.shape[1], planes):
+        masks = resize_masks(frame[:, start : start + planes], geometry, sigmoid="before_output_resize")
+        part = torch.einsum("qk,tqhw->tkhw", probs[start : start + planes], masks)
+        semseg = part if semseg is None else semseg + part
+    assert semseg is not None
+    return semseg[0].argmax(0)
 
 
 def _panoptic_factory(ids: np.ndarray, order: dict[int, tuple[int, Segment]]) -> _FrameFactory:
