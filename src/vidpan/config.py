@@ -167,6 +167,9 @@ class InferenceConfig:
     task: Literal["vps", "vss", "vis"] = "vps"
     # Frames per segmenter/tracker forward (DVIS++ TEST.WINDOW_SIZE).
     window_size: int = 3
+    # Frames per segmenter forward inside a window (0 = the whole window at once). The segmenter
+    # is image-level, so this changes only peak activation memory and speed, not the outputs.
+    segmenter_batch: int = 0
     # Test-time resize: short side (0 = keep the input size), capped long side.
     short_side: int = 720
     max_size: int = 1333

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from vidpan.bench.timing import Stopwatch, median, peak_rss_mb
-from vidpan.config import Config
+from vidpan.config import Config, apply_overrides
 from vidpan.errors import InputError
 from vidpan.inference.predictor import VideoPredictor
 from vidpan.models.build import DVIS, build_dvis
@@ -47,6 +47,7 @@ class VideoBenchResult:
     segments: int
     thing_segments: int
     reference: dict[str, Any] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -113,8 +114,12 @@ def run_video_bench(
     threads: int | None = None,
     device: str = "cpu",
     precision: str = "fp32",
+    overrides: tuple[str, ...] = (),
 ) -> VideoBenchResult:
-    """Time vidpan's offline inference on the anchor's configuration and input size."""
+    """Time vidpan's offline inference on the anchor's configuration and input size.
+
+    ``overrides`` are ``inference.*`` config overrides (e.g. ``inference.segmenter_batch=3``).
+    """
     path = Path(anchor_path)
     if not path.is_file():
         raise InputError("speed anchor file not found", path=path)
@@ -128,6 +133,9 @@ def run_video_bench(
         model=model_config_from_reference(cfg),
         inference=inference_config_from_reference(cfg),
     )
+    if any(not o.startswith("inference.") for o in overrides):
+        raise InputError(f"only inference.* settings can be overridden here, got {list(overrides)}")
+    config = apply_overrides(config, overrides)
     model = build_dvis(config.model)
     condition_random_weights(model, cfg, seed=int(cfg.get("seed", 0)))
     predictor = VideoPredictor(model, config, device=device, precision=precision)  # type: ignore[arg-type]
@@ -186,6 +194,7 @@ def run_video_bench(
             "stage_breakdown_s": (anchor.get("stage_breakdown_s") or [{}])[0],
             "final_output": anchor.get("final_output"),
         },
+        overrides=list(overrides),
     )
 
 
@@ -194,7 +203,8 @@ def format_video_bench(result: VideoBenchResult) -> str:
     ref = result.reference
     lines = [
         f"vidpan offline inference, {result.frames} frames {result.width}x{result.height}, "
-        f"{result.threads} threads, config {result.config_name!r}",
+        f"{result.threads} threads, config {result.config_name!r}"
+        + (f" with {' '.join(result.overrides)}" if result.overrides else ""),
         f"  runs: {', '.join(f'{t:.2f}' for t in result.runs_s)} s",
         f"  median: {result.median_s:.2f} s   (reference DVIS++: {ref.get('median_s')} s"
         + (f", ratio {ref['median_s'] / result.median_s:.2f}x)" if ref.get("median_s") else ")"),

@@ -186,6 +186,8 @@ def _add_video(subparsers: Any) -> None:
     p.add_argument("--threads", type=_positive_int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="inference override, e.g. inference.segmenter_batch=3 (repeatable)")  # fmt: skip
     p.add_argument("--json", type=Path, default=None, metavar="OUT")
     p.set_defaults(func=_run_video)
 
@@ -200,6 +202,7 @@ def _run_video(args: argparse.Namespace) -> int:
         threads=args.threads,
         device=args.device,
         precision=args.precision,
+        overrides=tuple(args.overrides),
     )
     print(format_video_bench(result))
     if args.json is not None:

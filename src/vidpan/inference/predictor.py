@@ -294,14 +294,28 @@ class VideoPredictor:
                 images = [frame for _, frame in window]
                 x = resize_frames(images, short_side=inf.short_side, max_size=inf.max_size)
             with timer("segmenter"), torch.inference_mode(), self._autocast():
-                seg = self.model.segmenter(x.to(self.device), return_aux=False)
+                seg = self._segment(x.to(self.device), inf.segmenter_batch)
             h4, w4 = seg.mask_logits.shape[-2:]
             geometry = MaskGeometry(
                 padded_size=(4 * h4, 4 * w4),
                 image_size=(int(x.shape[-2]), int(x.shape[-1])),
                 output_size=(int(images[0].shape[0]), int(images[0].shape[1])),
             )
-            yield _Window([i for i, _ in window], images, _float(seg), geometry)
+            yield _Window([i for i, _ in window], images, seg, geometry)
+
+    def _segment(self, x: torch.Tensor, batch: int) -> SegmenterOutput:
+        """Segmenter on [N, 3, H, W] frames, ``batch`` at a time (0 = all at once)."""
+        if batch <= 0 or batch >= x.shape[0]:
+            return _float(self.model.segmenter(x, return_aux=False))
+        parts = [_float(self.model.segmenter(part, return_aux=False)) for part in x.split(batch)]
+        return replace(
+            parts[0],
+            class_logits=torch.cat([p.class_logits for p in parts]),
+            mask_logits=torch.cat([p.mask_logits for p in parts]),
+            embeds=torch.cat([p.embeds for p in parts]),
+            embeds_unnormed=torch.cat([p.embeds_unnormed for p in parts]),
+            mask_features=torch.cat([p.mask_features for p in parts]),
+        )
 
     def _track(
         self, window: _Window, state: TrackerState | None, *, masks: bool
