@@ -210,7 +210,7 @@ def test_minvis_mode_recovers_shuffled_queries(setup, monkeypatch: pytest.Monkey
 def test_segmenter_batch_changes_nothing(setup, batch: int) -> None:  # type: ignore[no-untyped-def]
     """Running the (image-level) segmenter on fewer frames at a time gives the same panoptic video."""
     model, config, frames, _, _ = setup
-    whole = VideoPredictor(model, config).predict(frames, mode="offline")
+    whole = VideoPredictor(model, _with(config, segmenter_batch=0)).predict(frames, mode="offline")
     split = VideoPredictor(model, _with(config, segmenter_batch=batch)).predict(frames, mode="offline")
     assert np.array_equal(_volume(whole), _volume(split))
     assert [(s.id, s.category_id, round(s.score, 5)) for s in whole.segments] == [

@@ -57,8 +57,15 @@ def write_moving_video(path: Path, frames: int, height: int, width: int, *, fps:
 
 
 def _child(args: argparse.Namespace) -> None:
-    """Runs in the child process: segment one video, print a JSON line with the peak RSS."""
+    """Runs in the child process: segment one video, print a JSON line with the peak RSS.
+
+    The allocator is set up as by the ``vidpan`` command (:func:`vidpan.utils.allocator.tune_malloc`).
+    """
     import time
+
+    from vidpan.utils.allocator import tune_malloc
+
+    tune_malloc()
 
     import torch
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from vidpan import __version__
 from vidpan.errors import InputError
+from vidpan.utils.allocator import tune_malloc
 
 # Subcommand modules, in the order `vidpan --help` lists them.
 COMMANDS: tuple[str, ...] = ("segment", "eval", "train", "synth", "convert", "bench")
@@ -39,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    tune_malloc()
     try:
         return int(args.func(args) or 0)
     except InputError as exc:

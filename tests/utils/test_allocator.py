@@ -1,0 +1,33 @@
+"""glibc malloc tuning: applied on Linux/glibc, switchable off, never changes values."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _run(code: str, env_value: str | None) -> str:
+    import os
+
+    env = dict(os.environ)
+    env.pop("VIDPAN_MALLOC_TUNING", None)
+    if env_value is not None:
+        env["VIDPAN_MALLOC_TUNING"] = env_value
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_tune_malloc_applies_and_can_be_disabled() -> None:
+    code = (
+        "import torch; from vidpan.utils.allocator import tune_malloc; ok = tune_malloc(); "
+        "torch.manual_seed(0); a = torch.randn(2048, 4096); b = (a @ a.T).sum().item(); "
+        "print(ok, repr(b))"
+    )
+    on = _run(code, None).split()
+    off = _run(code, "0").split()
+    assert on[0] == "True" and off[0] == "False"
+    assert on[1] == off[1]  # same numbers either way
