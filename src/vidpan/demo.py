@@ -13,8 +13,10 @@ Everything goes under ``--out`` (default ``demo_out``). Nothing is downloaded.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from vidpan.cli.main import main as vidpan
@@ -50,12 +52,10 @@ def run_demo(out: Path, *, weights: Path = SHIPPED_WEIGHTS, mode: str = "offline
         return code
 
     print("[3/3] vidpan eval vps (against the video's ground truth) ...", flush=True)
-    gt = subset(read_panoptic_video_json(data.gt_json_val), [video_id])
-    gt_json = out / "gt_demo.json"
-    write_panoptic_video_json(gt_json, gt)
+    gt_json, gt_masks = _gt_by_position(data.gt_json_val, data.gt_masks, video_id, out / "gt")
     scores = out / "scores.json"
     code = vidpan(
-        ["eval", "vps", "--gt-json", str(gt_json), "--gt-masks", str(data.gt_masks),
+        ["eval", "vps", "--gt-json", str(gt_json), "--gt-masks", str(gt_masks),
          "--pred-json", str(predictions / "pred.json"), "--pred-masks", str(predictions / "pan_pred"),
          "--json", str(scores)]
     )  # fmt: skip
@@ -68,8 +68,30 @@ def run_demo(out: Path, *, weights: Path = SHIPPED_WEIGHTS, mode: str = "offline
     print(f"  VIPSeg predictions: {predictions / 'pred.json'} + {predictions / 'pan_pred'}/")
     print(f"  per-frame segments: {predictions / 'frames.jsonl'}")
     print(f"  scores:             {scores}")
-    print(f"  ground truth:       {data.vipseg_root}")
+    print(f"  ground truth:       {data.vipseg_root} (frames named by position: {out / 'gt'})")
     return 0
+
+
+def _gt_by_position(gt_json: Path, gt_masks: Path, video_id: str, out: Path) -> tuple[Path, Path]:
+    """The video's GT with its frames named by position (``00000000.png``, ``00000001.png``, ...).
+
+    The ``.mp4`` holds exactly the annotated frames, in order, and ``vidpan segment`` names the
+    frames of a video file by position; VIPSeg GT names them by source frame number (every 5th),
+    so frame 4 of the GT is ``00000020.png`` while prediction ``00000020.png`` is frame 20.
+    Returns (GT JSON, GT masks root).
+    """
+    (video,) = subset(read_panoptic_video_json(gt_json), [video_id]).videos
+    masks = out / "panomasksRGB" / video_id
+    masks.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(video.frames):
+        name = f"{i:08d}.png"
+        shutil.copyfile(gt_masks / video_id / frame.file_name, masks / name)
+        video.frames[i] = replace(frame, id=f"{i:08d}", file_name=name)
+    dataset = subset(read_panoptic_video_json(gt_json), [video_id])
+    dataset.videos = [video]
+    path = out / "gt_demo.json"
+    write_panoptic_video_json(path, dataset)
+    return path, out / "panomasksRGB"
 
 
 def main(argv: list[str] | None = None) -> int:
