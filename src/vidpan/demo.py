@@ -80,15 +80,14 @@ def _gt_by_position(gt_json: Path, gt_masks: Path, video_id: str, out: Path) -> 
     so frame 4 of the GT is ``00000020.png`` while prediction ``00000020.png`` is frame 20.
     Returns (GT JSON, GT masks root).
     """
-    (video,) = subset(read_panoptic_video_json(gt_json), [video_id]).videos
+    dataset = subset(read_panoptic_video_json(gt_json), [video_id])
+    (video,) = dataset.videos
     masks = out / "panomasksRGB" / video_id
     masks.mkdir(parents=True, exist_ok=True)
     for i, frame in enumerate(video.frames):
         name = f"{i:08d}.png"
         shutil.copyfile(gt_masks / video_id / frame.file_name, masks / name)
         video.frames[i] = replace(frame, id=f"{i:08d}", file_name=name)
-    dataset = subset(read_panoptic_video_json(gt_json), [video_id])
-    dataset.videos = [video]
     path = out / "gt_demo.json"
     write_panoptic_video_json(path, dataset)
     return path, out / "panomasksRGB"

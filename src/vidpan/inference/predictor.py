@@ -625,7 +625,10 @@ class VideoPredictor:
 
 
 def _semantic_labels(
-    frame: torch.Tensor, probs: torch.Tensor, geometry: MaskGeometry, planes: int = 16
+    frame: torch.Tensor,
+    probs: torch.Tensor,
+    geometry: MaskGeometry,
+    planes: int = PanopticStream.PLANES_PER_PASS,
 ) -> torch.Tensor:
     """Per-pixel class of one frame: argmax_k sum_q p(k | q) * mask_q, accumulated over the
     queries ``planes`` at a time so the full-resolution masks of all Q queries never coexist.
