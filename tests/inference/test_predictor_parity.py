@@ -120,6 +120,7 @@ def test_predictor_end_to_end_parity(
     expected = ref[f"final_{mode}.panoptic"].numpy()
     assert panoptic.shape == expected.shape
     mismatch = float((panoptic != expected).mean())
+    print(f"{mode} panoptic: {int((panoptic != expected).sum())} of {panoptic.size} voxels differ")
     # Ids may differ only where two queries tie within float noise (README: "a few voxels").
     assert mismatch <= 1e-3, f"{mode}: {mismatch:.2%} of voxels differ"
     segments = [[s.id, int(s.isthing), s.category_id] for s in prediction.segments]

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidpan.ops.linear import Linear
+
 
 def _with_pos(x: torch.Tensor, pos: torch.Tensor | None) -> torch.Tensor:
     return x if pos is None else x + pos
@@ -79,8 +81,8 @@ class FFNLayer(nn.Module):
 
     def __init__(self, *, dim: int, dim_feedforward: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.linear1 = nn.Linear(dim, dim_feedforward)
-        self.linear2 = nn.Linear(dim_feedforward, dim)
+        self.linear1 = Linear(dim, dim_feedforward)
+        self.linear2 = Linear(dim_feedforward, dim)
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
 

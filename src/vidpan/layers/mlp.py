@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidpan.ops.linear import Linear
+
 
 class MLP(nn.Module):
     """``num_layers`` Linear layers, ReLU after all but the last.
@@ -26,7 +28,7 @@ class MLP(nn.Module):
             raise ValueError("MLP needs at least one layer")
         dims_in = [input_dim] + [hidden_dim] * (num_layers - 1)
         dims_out = [hidden_dim] * (num_layers - 1) + [output_dim]
-        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims_in, dims_out, strict=True))
+        self.layers = nn.ModuleList(Linear(i, o) for i, o in zip(dims_in, dims_out, strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[..., input_dim] -> [..., output_dim]."""

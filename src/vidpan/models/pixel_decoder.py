@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidpan.layers.position_encoding import sine_position_encoding
+from vidpan.ops.linear import Linear
 from vidpan.ops.ms_deform_attn import MSDeformAttn
 from vidpan.structures import FeaturePyramid
 
@@ -76,8 +77,8 @@ class DeformableEncoderLayer(nn.Module):
             dim=dim, num_levels=num_levels, num_heads=num_heads, num_points=num_points
         )
         self.norm1 = nn.LayerNorm(dim)
-        self.linear1 = nn.Linear(dim, dim_feedforward)
-        self.linear2 = nn.Linear(dim_feedforward, dim)
+        self.linear1 = Linear(dim, dim_feedforward)
+        self.linear2 = Linear(dim_feedforward, dim)
         self.norm2 = nn.LayerNorm(dim)
 
     def forward(

@@ -28,6 +28,7 @@ from torch import nn
 from vidpan.config import RefinerConfig
 from vidpan.layers.attention import CrossAttentionLayer, FFNLayer, SelfAttentionLayer
 from vidpan.layers.mlp import MLP
+from vidpan.ops.linear import Linear
 from vidpan.structures import TrackPrediction
 
 
@@ -94,9 +95,9 @@ class TemporalRefiner(nn.Module):
             FFNLayer(dim=hidden_dim, dim_feedforward=dim_feedforward) for _ in range(num_layers)
         )
         self.decoder_norm = nn.LayerNorm(hidden_dim)
-        self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
+        self.class_embed = Linear(hidden_dim, num_classes + 1)
         self.mask_embed = MLP(input_dim=hidden_dim, hidden_dim=hidden_dim, output_dim=mask_dim, num_layers=3)
-        self.activation_proj = nn.Linear(hidden_dim, 1)
+        self.activation_proj = Linear(hidden_dim, 1)
         # As the reference: xavier-uniform for the matrices of the attention / FFN layers.
         for layers in (
             self.transformer_time_self_attention_layers,

@@ -31,6 +31,7 @@ from vidpan.config import TrackerConfig
 from vidpan.layers.attention import FFNLayer, SelfAttentionLayer
 from vidpan.layers.mlp import MLP
 from vidpan.models.association import NOISE_MODES, NoiseMode, apply_identity_noise, match_embeddings
+from vidpan.ops.linear import Linear
 from vidpan.structures import TrackPrediction
 
 
@@ -132,7 +133,7 @@ class ReferringTracker(nn.Module):
             FFNLayer(dim=hidden_dim, dim_feedforward=dim_feedforward) for _ in range(num_layers)
         )
         self.decoder_norm = nn.LayerNorm(hidden_dim)
-        self.class_embed = nn.Linear(2 * hidden_dim, num_classes + 1)
+        self.class_embed = Linear(2 * hidden_dim, num_classes + 1)
         self.mask_embed = MLP(input_dim=hidden_dim, hidden_dim=hidden_dim, output_dim=mask_dim, num_layers=3)
         self.ref_proj = MLP(input_dim=hidden_dim, hidden_dim=hidden_dim, output_dim=hidden_dim, num_layers=3)
         self.mask_feature_proj = nn.Conv2d(mask_dim, mask_dim, kernel_size=1)

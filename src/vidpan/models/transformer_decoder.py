@@ -34,6 +34,7 @@ from torch import nn
 from vidpan.layers.attention import CrossAttentionLayer, FFNLayer, SelfAttentionLayer
 from vidpan.layers.mlp import MLP
 from vidpan.layers.position_encoding import sine_position_encoding
+from vidpan.ops.linear import Linear
 from vidpan.structures import MaskPrediction, SegmenterOutput
 
 NUM_FEATURE_LEVELS = 3  # the reference always cross-attends to three scales
@@ -117,7 +118,7 @@ class MaskedAttentionDecoder(nn.Module):
             nn.Conv2d(in_channels, hidden_dim, kernel_size=1) if project else nn.Identity()
             for _ in range(NUM_FEATURE_LEVELS)
         )
-        self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
+        self.class_embed = Linear(hidden_dim, num_classes + 1)
         self.mask_embed = MLP(input_dim=hidden_dim, hidden_dim=hidden_dim, output_dim=mask_dim, num_layers=3)
         self.reid_embed: nn.Module = (
             MLP(
@@ -164,6 +165,21 @@ class MaskedAttentionDecoder(nn.Module):
         mask_embed = self.mask_embed(normed)
         masks = torch.einsum("nqc,nchw->nqhw", mask_embed, mask_features)
         return self.class_embed(normed), masks
+
+    def _attention_mask_at_level(self, queries: torch.Tensor, level_features: torch.Tensor) -> torch.Tensor:
+        """Attention mask from mask features already resized to the level (inference path).
+
+        Args:
+            queries: [N, Q, C] (before the final LayerNorm).
+            level_features: [N, C_mask, h_l, w_l].
+
+        Returns:
+            [N, Q, h_l * w_l] bool, True = blocked, as :func:`attention_mask_from_logits`.
+        """
+        mask_embed = self.mask_embed(self.decoder_norm(queries))
+        logits = torch.bmm(mask_embed, level_features.flatten(2))
+        blocked = logits.sigmoid() < self.mask_threshold
+        return blocked & ~blocked.all(-1, keepdim=True)
 
     def embeddings(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Tracker embeddings of the last layer's queries [N, Q, C].
@@ -212,20 +228,36 @@ class MaskedAttentionDecoder(nn.Module):
         query_pos = self.query_embed.weight[None].expand(n, -1, -1)  # [N, Q, C]
         output = self.query_feat.weight[None].expand(n, -1, -1)
 
-        class_logits, mask_logits = self.predict(output, mask_features)
+        if return_aux:
+            class_logits, mask_logits = self.predict(output, mask_features)
+        else:
+            # Bilinear resizing is linear, so resize(embed . features) = embed . resize(features):
+            # the attention masks come from features resized once per level, and the
+            # intermediate full-resolution mask logits (and class logits) are never formed.
+            level_features = [
+                F.interpolate(mask_features, size=size, mode="bilinear", align_corners=False)
+                for size in sizes
+            ]
         aux: list[MaskPrediction] = []
         for i in range(self.num_layers):
             level = i % NUM_FEATURE_LEVELS
-            # [N, Q, S] -> [N*heads, Q, S] (batch-major, head-minor: nn.MultiheadAttention's order)
-            attn_mask = attention_mask_from_logits(mask_logits, sizes[level], threshold=self.mask_threshold)
-            attn_mask = attn_mask.repeat_interleave(self.num_heads, dim=0)
             if return_aux:
+                attn_mask = attention_mask_from_logits(
+                    mask_logits, sizes[level], threshold=self.mask_threshold
+                )
                 aux.append(MaskPrediction(class_logits=class_logits, mask_logits=mask_logits))
+            else:
+                attn_mask = self._attention_mask_at_level(output, level_features[level])
+            # [N, Q, S] -> [N*heads, Q, S] (batch-major, head-minor: nn.MultiheadAttention's order)
+            attn_mask = attn_mask.repeat_interleave(self.num_heads, dim=0)
             output = self.transformer_cross_attention_layers[i](
                 output, memories[level], pos=positions[level], query_pos=query_pos, attn_mask=attn_mask
             )
             output = self.transformer_self_attention_layers[i](output, pos=query_pos)
             output = self.transformer_ffn_layers[i](output)
+            if return_aux:
+                class_logits, mask_logits = self.predict(output, mask_features)
+        if not return_aux:
             class_logits, mask_logits = self.predict(output, mask_features)
 
         embeds, embeds_unnormed = self.embeddings(output)

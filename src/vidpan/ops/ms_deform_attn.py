@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidpan.ops.linear import Linear
+
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype the sampling runs in: ``dtype`` promoted to at least float32."""
@@ -182,10 +184,10 @@ class MSDeformAttn(nn.Module):
         self.num_levels = num_levels
         self.num_heads = num_heads
         self.num_points = num_points
-        self.sampling_offsets = nn.Linear(dim, num_heads * num_levels * num_points * 2)
-        self.attention_weights = nn.Linear(dim, num_heads * num_levels * num_points)
-        self.value_proj = nn.Linear(dim, value_dim)
-        self.output_proj = nn.Linear(value_dim, dim)
+        self.sampling_offsets = Linear(dim, num_heads * num_levels * num_points * 2)
+        self.attention_weights = Linear(dim, num_heads * num_levels * num_points)
+        self.value_proj = Linear(dim, value_dim)
+        self.output_proj = Linear(value_dim, dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

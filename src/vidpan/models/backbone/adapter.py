@@ -55,6 +55,7 @@ from torch import nn
 
 from vidpan.config import ModelConfig
 from vidpan.models.backbone.vit import VisionTransformer, build_vit
+from vidpan.ops.linear import Linear
 from vidpan.ops.ms_deform_attn import MSDeformAttn
 from vidpan.structures import FeaturePyramid
 
@@ -150,10 +151,10 @@ class ConvFFN(nn.Module):
 
     def __init__(self, *, dim: int, hidden_dim: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.fc1 = Linear(dim, hidden_dim)
         self.dwconv = SharedDWConv(dim=hidden_dim)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.fc2 = Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
         """[N, 21n, C] -> [N, 21n, C]."""
@@ -191,10 +192,10 @@ class MRFP(nn.Module):
 
     def __init__(self, *, dim: int, hidden_dim: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.fc1 = Linear(dim, hidden_dim)
         self.dwconv = MultiDWConv(dim=hidden_dim)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.fc2 = Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
         """[N, 21n, C] -> [N, 21n, C]."""

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidpan.config import ViTConfig
+from vidpan.ops.linear import Linear
 
 # Official DINOv2 architectures (``dinov2/hub/backbones.py``): all use 64-channel heads.
 DINOV2_ARCHS: dict[str, dict[str, int | str]] = {
@@ -110,8 +111,8 @@ class Attention(nn.Module):
         if dim % num_heads != 0:
             raise ValueError(f"width {dim} must be divisible by num_heads {num_heads}")
         self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+        self.qkv = Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = Linear(dim, dim, bias=proj_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[N, S, C] -> [N, S, C] (S tokens)."""
@@ -128,9 +129,9 @@ class Mlp(nn.Module):
 
     def __init__(self, *, dim: int, hidden_dim: int, bias: bool) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim, bias=bias)
+        self.fc1 = Linear(dim, hidden_dim, bias=bias)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dim, dim, bias=bias)
+        self.fc2 = Linear(hidden_dim, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -141,8 +142,8 @@ class SwiGLUFFN(nn.Module):
 
     def __init__(self, *, dim: int, hidden_dim: int, bias: bool) -> None:
         super().__init__()
-        self.w12 = nn.Linear(dim, 2 * hidden_dim, bias=bias)
-        self.w3 = nn.Linear(hidden_dim, dim, bias=bias)
+        self.w12 = Linear(dim, 2 * hidden_dim, bias=bias)
+        self.w3 = Linear(hidden_dim, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1, x2 = self.w12(x).chunk(2, dim=-1)

@@ -1,0 +1,90 @@
+"""Linear layers with a oneDNN fast path for CPU float32 inference.
+
+PyTorch runs a float32 ``F.linear`` on CPU through MKL's SGEMM. On AMD CPUs MKL does not take its
+fastest code path, and the same product through oneDNN (``torch.ops.mkldnn._linear_pointwise``,
+the op ``torch.compile`` uses for CPU linears) is about 2x faster on this project's reference
+machine (AMD EPYC, AVX-512; every shape of the DVIS++ speed anchor measured 1.6-2.5x). Both
+compute in float32 with float32 accumulation; they differ only in summation order (~1e-6
+relative).
+
+The fast path is taken only where it is a pure speed-up with the same semantics (STYLE.md #7):
+
+- CPU tensors, input and weight in float32, autocast off (under autocast ``F.linear`` casts to the
+  autocast dtype, which this op would bypass);
+- no gradient is needed (the op has no backward): ``torch.no_grad``/``inference_mode``, or
+  neither the input nor the parameters require grad (frozen modules);
+- the op exists and runs in this PyTorch build (probed once, on first use, silently).
+
+``VIDPAN_LINEAR=torch`` selects ``F.linear`` everywhere (the reference path); the choice is
+made in :func:`linear` only, and tests check both paths agree.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMPLS = ("onednn", "torch")
+IMPL = os.environ.get("VIDPAN_LINEAR", "onednn")
+if IMPL not in IMPLS:
+    IMPL = "onednn"
+
+
+@functools.cache
+def onednn_available() -> bool:
+    """Whether ``torch.ops.mkldnn._linear_pointwise`` exists and agrees with ``F.linear`` here."""
+    try:
+        if not torch.backends.mkldnn.is_available():
+            return False
+        op = torch.ops.mkldnn._linear_pointwise
+        x = torch.linspace(-1.0, 1.0, 24).view(3, 8)
+        w = torch.linspace(-0.5, 0.5, 40).view(5, 8)
+        b = torch.linspace(0.0, 1.0, 5)
+        with torch.no_grad():
+            out = op(x, w, b, "none", [], "")
+        return bool(torch.allclose(out, F.linear(x, w, b), atol=1e-5, rtol=1e-5))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+def _use_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    if IMPL != "onednn" or x.device.type != "cpu" or weight.device.type != "cpu":
+        return False
+    if x.dtype != torch.float32 or weight.dtype != torch.float32:
+        return False
+    if bias is not None and bias.dtype != torch.float32:
+        return False
+    if torch.is_autocast_enabled("cpu"):
+        return False
+    needs_grad = x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+    if torch.is_grad_enabled() and needs_grad:
+        return False
+    return onednn_available()
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` (``x @ weight.T + bias``), through oneDNN where that is safe (module docstring).
+
+    Args:
+        x: [..., C_in].
+        weight: [C_out, C_in].
+        bias: [C_out] or None.
+
+    Returns:
+        [..., C_out].
+    """
+    if _use_onednn(x, weight, bias):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters, init and state-dict keys) whose forward uses :func:`linear`."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """[..., C_in] -> [..., C_out]."""
+        return linear(input, self.weight, self.bias)
