@@ -55,9 +55,17 @@ def attention_mask_from_logits(
         all-blocked row would make the softmax undefined), as the reference does.
     """
     resized = F.interpolate(mask_logits.detach(), size=size, mode="bilinear", align_corners=False)
+    return blocked_positions(resized.flatten(2), threshold=threshold)
+
+
+def blocked_positions(mask_logits: torch.Tensor, *, threshold: float) -> torch.Tensor:
+    """[N, Q, S] mask logits at the level's resolution -> [N, Q, S] bool, True = blocked.
+
+    Rows that would block every position are fully unblocked.
+    """
     # sigmoid(x) < t, not x < logit(t): the reference compares probabilities, and the two can
     # differ by rounding for logits within float precision of the threshold.
-    blocked = resized.sigmoid().flatten(2) < threshold
+    blocked = mask_logits.sigmoid() < threshold
     return blocked & ~blocked.all(-1, keepdim=True)
 
 
@@ -177,9 +185,9 @@ class MaskedAttentionDecoder(nn.Module):
             [N, Q, h_l * w_l] bool, True = blocked, as :func:`attention_mask_from_logits`.
         """
         mask_embed = self.mask_embed(self.decoder_norm(queries))
-        logits = torch.bmm(mask_embed, level_features.flatten(2))
-        blocked = logits.sigmoid() < self.mask_threshold
-        return blocked & ~blocked.all(-1, keepdim=True)
+        return blocked_positions(
+            torch.bmm(mask_embed, level_features.flatten(2)), threshold=self.mask_threshold
+        )
 
     def embeddings(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Tracker embeddings of the last layer's queries [N, Q, C].
