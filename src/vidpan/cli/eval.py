@@ -5,6 +5,7 @@
     vidpan eval vps --gt-json F --gt-masks DIR --pred-json F --pred-masks DIR [--json OUT]
                     [--per-class] [--workers N]
     vidpan eval vss --gt-root DIR --pred-masks DIR [--json OUT] [--split val.txt] [--workers N]
+    vidpan eval coco-panoptic --gt-json F --gt-masks DIR --pred-json F --pred-masks DIR [--json OUT]
 
 Prints a table on stdout; ``--json OUT`` is written atomically, and only when the evaluation
 succeeded. Bad input is an :class:`~vidpan.errors.InputError` (exit code 2). Semantics and the
@@ -77,6 +78,17 @@ def add_parser(subparsers: Any) -> None:
     vss.add_argument("--workers", type=_workers, default=1, help="processes (default 1)")
     vss.set_defaults(func=run)
 
+    coco = tasks.add_parser(
+        "coco-panoptic", help="COCO panoptic PQ, SQ, RQ (all / things / stuff), as panopticapi pq_compute"
+    )
+    coco.add_argument("--gt-json", required=True, type=Path, help="panoptic_val2017.json")
+    coco.add_argument("--gt-masks", required=True, type=Path, help="GT PNG folder (panoptic_val2017/)")
+    coco.add_argument("--pred-json", required=True, type=Path, help="prediction JSON (COCO panoptic format)")
+    coco.add_argument("--pred-masks", required=True, type=Path, help="prediction PNG folder")
+    coco.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the metrics as JSON")
+    coco.add_argument("--per-class", action="store_true", help="write per-category values and counts")
+    coco.set_defaults(func=run)
+
 
 def _fmt(x: float, scale: float = 1.0, digits: int = 4) -> str:
     return "n/a" if math.isnan(x) else f"{x * scale:.{digits}f}"
@@ -97,7 +109,9 @@ def format_vps(result: VPSResult, *, per_class: bool = False) -> str:
         f"{'mean':>9} {_fmt(result.vpq):>9} {_fmt(result.vpq_thing):>9} {_fmt(result.vpq_stuff):>9}"
         "   (official: k = 1, 2, 4, 6, 8)"
     )
-    lines.append(f"{'VPQ_1246':>9} {_fmt(result.vpq_1246):>9}   (k = 1, 2, 4, 6)")
+    lines.append(
+        f"{'VPQ_1246':>9} {_fmt(result.vpq_1246):>9}   (k = 1, 2, 4, 6: the leaderboard's and the seed paper's VPQ)"
+    )
     lines.append(f"STQ {_fmt(result.stq.stq)}   AQ {_fmt(result.stq.aq)}   SQ {_fmt(result.stq.sq)}")
     if per_class:
         cats = sorted({c for k in VPQ_WINDOWS for c in result.windows[k].per_class})
@@ -132,6 +146,14 @@ def _write_json(path: Path, obj: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task == "coco-panoptic":
+        from vidpan.evaluation.coco_panoptic import evaluate_coco_panoptic, format_coco_panoptic
+
+        coco = evaluate_coco_panoptic(args.gt_json, args.gt_masks, args.pred_json, args.pred_masks)
+        if args.json is not None:
+            _write_json(args.json, coco.to_json(per_class=args.per_class))
+        print(format_coco_panoptic(coco))
+        return 0
     if args.task == "vps":
         vps = evaluate_vps(args.gt_json, args.gt_masks, args.pred_json, args.pred_masks, workers=args.workers)
         if args.json is not None:

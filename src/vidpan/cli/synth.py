@@ -30,6 +30,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--val-fraction", default="0.2", help="fraction of videos in the val split (default 0.2)")
     p.add_argument("--predictions", default=None, help="'noisy': also write a perturbed VPS + VSS prediction")
     p.add_argument("--mp4", action="store_true", help="also write each video as an H.264 .mp4")
+    p.add_argument(
+        "--coco", action="store_true", help="also write every frame as a COCO panoptic dataset (coco/)"
+    )
     p.set_defaults(func=run)
 
 
@@ -69,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=val_fraction,
         predictions=args.predictions,
         mp4=args.mp4,
+        coco=args.coco,
     )
     elapsed = time.perf_counter() - start
     h, w = size
@@ -83,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  VSPW:   {ds.vspw_root} (data/<video>/origin, data/<video>/mask)")
     if ds.pred_json is not None:
         print(f"  noisy predictions: {ds.pred_json}, {ds.pred_masks}, {ds.vss_pred}")
+    if ds.coco_root is not None:
+        print(
+            f"  COCO:   {ds.coco_root} (annotations/panoptic_{{train,val}}2017.json, {{train,val}}2017, panoptic_*)"
+        )
     if ds.mp4_dir is not None:
         print(f"  videos: {ds.mp4_dir}")
     print(f"  manifest: {ds.manifest}")

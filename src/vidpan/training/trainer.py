@@ -434,6 +434,11 @@ class Trainer:
                 metrics = self.evaluate(self.model, self.iteration)
             log.record({"iteration": self.iteration, **{f"eval/{k}": float(v) for k, v in metrics.items()}})
             log.info(f"evaluation at iteration {self.iteration}: {metrics}")
+            if "VPQ_1246" in metrics:  # the seed paper's / leaderboard's "VPQ"
+                log.info(
+                    f"  leaderboard VPQ (mean of VPQ1/2/4/6, the paper's VPQ) {metrics['VPQ_1246']:.2f}; "
+                    f"official 5-window VPQ {metrics.get('VPQ', float('nan')):.2f}"
+                )
         D.barrier()
 
     def _export_config(self) -> Any:

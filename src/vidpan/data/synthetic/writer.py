@@ -15,6 +15,8 @@ VSPW/{train,val}.txt
 pred/pred.json + pred/pan_pred/<video>/<frame>.png   noisy VPS prediction (``predictions="noisy"``)
 vss_pred/<video>/<frame>.png                 noisy VSS prediction (0-based classes)
 videos/<video>.mp4                           H.264 videos (``mp4=True``)
+coco/...                                     every frame as a COCO panoptic image (``coco=True``;
+                                             layout in :mod:`vidpan.data.synthetic.coco`)
 manifest.json                                scenes, splits and planted prediction errors
 ```
 
@@ -50,6 +52,15 @@ from vidpan.data.formats.vipseg import (
     write_split,
 )
 from vidpan.data.synthetic.categories import CATEGORIES, CATEGORY_NAMES
+from vidpan.data.synthetic.coco import (
+    COCO_DIR,
+    SPLITS,
+    CocoSplit,
+    coco_categories,
+    coco_image_id,
+    write_coco_frame,
+    write_coco_jsons,
+)
 from vidpan.data.synthetic.noisy import perturb_video
 from vidpan.data.synthetic.render import render_video
 from vidpan.data.synthetic.scene import DIFFICULTIES, Scene, sample_scene
@@ -86,6 +97,7 @@ class SyntheticDataset:
     pred_masks: Path | None = None  # pred/pan_pred
     vss_pred: Path | None = None
     mp4_dir: Path | None = None
+    coco_root: Path | None = None  # coco/ (``coco=True``): annotations/, {train,val}2017/, panoptic_*/
 
 
 def video_id(index: int) -> str:
@@ -192,6 +204,7 @@ def _video(
     difficulty: str,
     predictions: str | None,
     mp4: bool,
+    coco: CocoSplit | None = None,
 ) -> tuple[VideoAnnotation, list[list[SegmentInfo]] | None, dict[str, Any]]:
     """Render, convert and write one video; returns its GT annotation, pred segments, manifest entry."""
     vid = video_id(index)
@@ -204,7 +217,7 @@ def _video(
         width=w,
         difficulty=DIFFICULTIES[difficulty],
     )
-    raws, stuff_raws, images = [], [], []
+    raws, stuff_raws, images, jpegs = [], [], [], []
     for t, frame in enumerate(render_video(scene, np.random.default_rng([seed, index, _RENDER]))):
         stem = frame_stem(t)
         jpg = _jpeg(frame.image)
@@ -214,6 +227,8 @@ def _video(
         _write(tmp / "VSPW/data" / vid / "mask" / f"{stem}.png", encode_png(frame.vspw))
         raws.append(frame.raw)
         stuff_raws.append(frame.stuff_raw)
+        if coco is not None:
+            jpegs.append(jpg)
         if mp4:
             images.append(frame.image)
     # The official conversion, with a per-video colour stream.
@@ -236,6 +251,18 @@ def _video(
             _write(tmp / "vss_pred" / vid / f"{stem}.png", encode_png(cls))
         pred_segments = pred.segments
         entry["prediction_perturbations"] = pred.perturbations
+    if coco is not None:
+        for t, (ids, segs) in enumerate(zip(id_maps, segments, strict=True)):
+            write_coco_frame(
+                tmp / COCO_DIR,
+                coco,
+                coco_image_id(index, t),
+                jpeg=jpegs[t],
+                ids=ids,
+                segments=segs,
+                pred_ids=pred.id_maps[t] if pred_segments is not None else None,
+                pred_segments=pred_segments[t] if pred_segments is not None else None,
+            )
     if mp4:
         _write_mp4(tmp / "videos" / f"{vid}.mp4", images)
     return VideoAnnotation(vid, infos, segments), pred_segments, entry
@@ -304,11 +331,13 @@ def generate(
     val_fraction: float = 0.2,
     predictions: str | None = None,
     mp4: bool = False,
+    coco: bool = False,
 ) -> SyntheticDataset:
     """Generate the synthetic VPS/VSS benchmark under ``out_dir`` (see the module docstring).
 
     The last ``round(videos * val_fraction)`` videos (at least one when ``val_fraction > 0``) form
-    the val split. Predictions, when asked for, cover every video (the evaluators ignore extra
+    the val split. With ``coco`` every frame is also written as a COCO panoptic image (train
+    videos -> ``train2017``, val videos -> ``val2017``). Predictions, when asked for, cover every video (the evaluators ignore extra
     videos, so they score against either split). ``out_dir`` is replaced atomically: it must not
     exist, be empty, or hold an earlier synthetic benchmark. Same arguments -> byte-identical files.
     """
@@ -323,6 +352,7 @@ def generate(
     splits = ["train"] * (videos - n_val) + ["val"] * n_val
     gt: dict[str, list[VideoAnnotation]] = {"train": [], "val": []}
     pred_videos: list[VideoAnnotation] = []
+    coco_splits = {k: CocoSplit(v) for k, v in SPLITS.items()} if coco else {}
     entries = []
     try:
         with atomic_directory(out) as tmp:
@@ -337,6 +367,7 @@ def generate(
                     difficulty=difficulty,
                     predictions=predictions,
                     mp4=mp4,
+                    coco=coco_splits.get(split),
                 )
                 gt[split].append(ann)
                 entries.append(entry)
@@ -354,6 +385,8 @@ def generate(
             (root / "panoVIPSeg_categories.json").write_text(
                 json.dumps([c.to_json() for c in CATEGORIES]) + "\n", encoding="utf-8"
             )
+            if coco:
+                write_coco_jsons(tmp / COCO_DIR, list(coco_splits.values()), coco_categories(CATEGORIES))
             if predictions == "noisy":
                 write_panoptic_video_json(
                     tmp / "pred/pred.json", PanopticVideoDataset(pred_videos), with_videos=False
@@ -369,6 +402,7 @@ def generate(
                 "val_fraction": val_fraction,
                 "predictions": predictions,
                 "mp4": mp4,
+                "coco": coco,
                 "categories": [c.to_json() for c in CATEGORIES],
                 "scenes": entries,
             }
@@ -378,7 +412,9 @@ def generate(
     except OSError as exc:
         # The temporary tree is gone and out_dir untouched (atomic_directory cleans up).
         raise InputError(f"cannot write the output ({exc})", path=out) from None
-    return _dataset(out, [v.video_id for v in gt["train"]], [v.video_id for v in gt["val"]], predictions, mp4)
+    ds = _dataset(out, [v.video_id for v in gt["train"]], [v.video_id for v in gt["val"]], predictions, mp4)
+    ds.coco_root = out / COCO_DIR if coco else None
+    return ds
 
 
 def _dataset(
