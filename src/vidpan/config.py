@@ -78,6 +78,9 @@ class AdapterConfig:
     # ViT-CoMer multi-receptive-field feature pyramid before each extractor (seed's alternative).
     use_mrfp: bool = False
     mrfp_ratio: float = 6.0
+    # With use_mrfp: also an MRFP before each extra extractor of the last stage ("before each
+    # Extractor", seed paper §2.2); False = one MRFP per stage.
+    mrfp_extra_extractors: bool = True
     # Recompute the extractors in backward (activation checkpointing; DVIS++ VIT_ADAPTER.WITH_CP).
     grad_checkpoint: bool = False
 

@@ -38,8 +38,16 @@ while our ViT uses the rule configured on it (official DINOv2 offset 0.1 by defa
 
 ViT-CoMer MRFP (``use_mrfp``, off by default; ViT-CoMer ``comer_modules.py``): fc1 (C → C·ratio)
 → MultiDWConv (per level, separate depthwise 3×3 on the first half of the channels and 5×5 on the
-second half, then BatchNorm + GELU) → GELU → fc2. One MRFP per stage, before the stage's first
-extractor. We keep CoMer's form ``c ← MRFP(c)`` without a residual, as CoMer's ``CTIBlock`` does.
+second half, then BatchNorm + GELU) → GELU → fc2. The seed paper (§2.2, Table 2) applies "the
+MRFP module before each Extractor module": one MRFP before each stage's extractor
+(``interactions.<i>.mrfp``) and, our reading of "each" for the last stage, one before each of its
+extra extractors too (``interactions.3.extra_mrfps.<j>``; ``mrfp_extra_extractors``, default on;
+off = one MRFP per stage, as ViT-CoMer has one per interaction block). We keep CoMer's form
+``c ← MRFP(c)`` without a residual, as CoMer's ``CTIBlock`` does.
+
+Activation checkpointing (``grad_checkpoint``, DVIS++ ``VIT_ADAPTER.WITH_CP``): each (MRFP +)
+extractor is recomputed in backward instead of keeping its activations (training only; the frozen
+ViT runs under no_grad and keeps nothing anyway).
 """
 
 from __future__ import annotations
@@ -238,6 +246,7 @@ class InteractionStage(nn.Module):
         cffn_ratio: float,
         num_extra_extractors: int,
         mrfp_hidden_dim: int | None,
+        mrfp_extra_extractors: bool = True,
     ) -> None:
         super().__init__()
 
@@ -253,6 +262,10 @@ class InteractionStage(nn.Module):
         self.mrfp = MRFP(dim=dim, hidden_dim=mrfp_hidden_dim) if mrfp_hidden_dim else None
         self.extractor = extractor()
         self.extra_extractors = nn.ModuleList(extractor() for _ in range(num_extra_extractors))
+        extra_mrfps = num_extra_extractors if mrfp_hidden_dim and mrfp_extra_extractors else 0
+        self.extra_mrfps = nn.ModuleList(
+            MRFP(dim=dim, hidden_dim=mrfp_hidden_dim) for _ in range(extra_mrfps) if mrfp_hidden_dim
+        )
 
     def forward(
         self,
@@ -264,16 +277,32 @@ class InteractionStage(nn.Module):
         checkpoint: bool,
     ) -> torch.Tensor:
         """c [N, 21n, C], feat [N, h*w, C] -> c [N, 21n, C]."""
-        if self.mrfp is not None:
-            c = self.mrfp(c, grid)
-        for module in [self.extractor, *self.extra_extractors]:
-            if checkpoint and c.requires_grad:
+        extractors = [self.extractor, *self.extra_extractors]
+        mrfps: list[MRFP | None] = [self.mrfp, *self.extra_mrfps]
+        mrfps += [None] * (len(extractors) - len(mrfps))
+        for mrfp, extractor in zip(mrfps, extractors, strict=True):
+            if checkpoint and torch.is_grad_enabled():
                 c = torch.utils.checkpoint.checkpoint(
-                    module, c, ref, feat, feat_grid, grid, use_reentrant=False
+                    _mrfp_extractor, mrfp, extractor, c, ref, feat, feat_grid, grid, use_reentrant=False
                 )
             else:
-                c = module(c, ref, feat, feat_grid, grid)
+                c = _mrfp_extractor(mrfp, extractor, c, ref, feat, feat_grid, grid)
         return c
+
+
+def _mrfp_extractor(
+    mrfp: MRFP | None,
+    extractor: Extractor,
+    c: torch.Tensor,
+    ref: torch.Tensor,
+    feat: torch.Tensor,
+    feat_grid: Grid,
+    grid: Grid,
+) -> torch.Tensor:
+    """Optional MRFP, then the extractor: c [N, 21n, C] -> [N, 21n, C]."""
+    if mrfp is not None:
+        c = mrfp(c, grid)
+    return extractor(c, ref, feat, feat_grid, grid)
 
 
 @dataclass
@@ -309,6 +338,7 @@ class ViTAdapter(nn.Module):
         extra_extractors: extra extractors in the last stage (2).
         add_vit_feature: add the resized ViT stage maps to the pyramid.
         use_mrfp, mrfp_ratio: ViT-CoMer MRFP before each stage's extractor, hidden = C · ratio.
+        mrfp_extra_extractors: with ``use_mrfp``, an MRFP before each extra extractor too.
         grad_checkpoint: recompute extractors in backward (saves activation memory in training).
     """
 
@@ -326,6 +356,7 @@ class ViTAdapter(nn.Module):
         add_vit_feature: bool = True,
         use_mrfp: bool = False,
         mrfp_ratio: float = 6.0,
+        mrfp_extra_extractors: bool = True,
         grad_checkpoint: bool = False,
     ) -> None:
         super().__init__()
@@ -346,6 +377,7 @@ class ViTAdapter(nn.Module):
                 cffn_ratio=cffn_ratio,
                 num_extra_extractors=extra_extractors if i == last else 0,
                 mrfp_hidden_dim=int(dim * mrfp_ratio) if use_mrfp else None,
+                mrfp_extra_extractors=mrfp_extra_extractors,
             )
             for i in range(len(self.interaction_indexes))
         )
@@ -483,5 +515,6 @@ def build_adapter_backbone(model_cfg: ModelConfig) -> ViTAdapter:
         add_vit_feature=a.add_vit_feature,
         use_mrfp=a.use_mrfp,
         mrfp_ratio=a.mrfp_ratio,
+        mrfp_extra_extractors=a.mrfp_extra_extractors,
         grad_checkpoint=a.grad_checkpoint,
     )
