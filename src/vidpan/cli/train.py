@@ -6,7 +6,9 @@
 ``--config`` is a YAML path or a bundled recipe name (``src/vidpan/configs/recipes``). Without
 ``--stage`` every stage of the recipe runs in order, each starting from the model the previous one
 exported; with ``--resume`` a stage continues from its newest checkpoint and, when all stages run,
-stages that already exported their model are skipped. See docs/training.md.
+stages that already exported their model are skipped. ``--dry-run`` runs one optimizer step of
+every stage at the recipe's model size on a small synthetic benchmark, on CPU, and prints per stage
+the trainable parameters, time and peak memory (``vidpan.training.dry_run``). See docs/training.md.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="config override, e.g. solver.max_iter=1000 (repeatable)")  # fmt: skip
     p.add_argument("--out", type=Path, help="output root (same as --set output.dir=DIR)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true",
+                   help="one optimizer step per stage on a synthetic benchmark, on CPU, real model size "
+                        "(random init); prints parameters, time and peak memory per stage")  # fmt: skip
+    p.add_argument("--preset", help="--dry-run only: the recipe on this preset's ViT and adapter (e.g. vitl)")
+    p.add_argument("--crop", type=int, default=64, help="--dry-run only: image / crop size (default 64)")
     p.set_defaults(func=run)
 
 
@@ -41,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from vidpan.training.evaluation import make_evaluator
     from vidpan.training.trainer import Trainer, preflight
 
+    if args.dry_run:
+        return _dry_run(args)
+    if args.preset is not None:
+        raise InputError("--preset is a --dry-run option (a recipe's model is set by its `base:`)")
     overrides = list(args.overrides)
     if args.out is not None:
         overrides.append(f"output.dir={args.out}")
@@ -73,4 +84,23 @@ def run(args: argparse.Namespace) -> int:
                 )
     finally:
         shutdown(ctx)
+    return 0
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from vidpan.training.dry_run import format_table, run_dry_run
+
+    if args.resume:
+        raise InputError("--dry-run and --resume do not go together")
+    reports = run_dry_run(
+        args.config,
+        stage=args.stage,
+        overrides=args.overrides,
+        preset=args.preset,
+        crop=args.crop,
+        out_dir=args.out,
+    )
+    print()
+    print(f"dry run of {args.config}: {len(reports)} stages, one optimizer step each, freezing checked")
+    print(format_table(reports))
     return 0

@@ -110,6 +110,8 @@ class Trainer:
         resume: continue from the newest checkpoint of ``cfg.run_dir`` if there is one.
         evaluate: optional periodic evaluation callback (rank 0), see :data:`Evaluator`.
         dist_ctx: the process group context (default: :func:`~vidpan.training.distributed.init_distributed`).
+        save_checkpoints: write the resumable training checkpoints (False: only the final export,
+            as the dry run does — a ViT-g checkpoint without an init file holds the 4.5 GB ViT).
     """
 
     def __init__(
@@ -119,8 +121,10 @@ class Trainer:
         resume: bool = False,
         evaluate: Evaluator | None = None,
         dist_ctx: D.DistContext | None = None,
+        save_checkpoints: bool = True,
     ) -> None:
         validate_train_config(cfg)
+        self.save_checkpoints = save_checkpoints
         self.dist = dist_ctx if dist_ctx is not None else D.init_distributed(cfg.device)
         self.device = self.dist.device
         self.spec = stage_spec(cfg.stage.kind)
@@ -408,7 +412,7 @@ class Trainer:
                     log.record(record)
                     window_time = window_data = 0.0
                     window_iters = 0
-                if it % out.checkpoint_period == 0 or it == max_iter:
+                if self.save_checkpoints and (it % out.checkpoint_period == 0 or it == max_iter):
                     path = self.save()
                     if path is not None:
                         log.info(f"checkpoint: {path}")
