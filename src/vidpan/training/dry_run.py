@@ -211,7 +211,7 @@ def _isolated(cfg: TrainConfig) -> StageReport:
     proc.join()
     if status != "ok":
         raise RuntimeError(f"dry run, stage {cfg.stage.name}: {payload}")
-    return payload  # type: ignore[no-any-return]
+    return payload
 
 
 @contextlib.contextmanager
