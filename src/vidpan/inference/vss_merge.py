@@ -12,15 +12,25 @@ paper does not say what it did there. Our choice (``fill="nearest"``): a void pi
 class of the nearest labelled pixel of the same frame (Euclidean distance transform; ties as
 ``scipy.ndimage.distance_transform_edt`` breaks them). A frame without any segment is all
 ``empty_class``.
+
+Entry points: :func:`merge_panoptic_by_class` (one frame), :class:`MergedSemanticPNGWriter` (a
+streaming writer turning the VPS model's panoptic frames into VSPW PNGs: ``vidpan segment --task
+vss --vss-from panoptic``) and :func:`predict_vss_from_panoptic` (the Python API).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from vidpan.inference.writers import SemanticPNGWriter
 from vidpan.structures import PanopticFrame, SemanticFrame
+
+if TYPE_CHECKING:
+    from vidpan.inference.output import FrameWriter
+    from vidpan.inference.predictor import VideoPrediction, VideoPredictor
 
 VOID_CLASS = -1
 Fill = Literal["nearest"]
@@ -64,3 +74,37 @@ def merge_panoptic_by_class(
         nearest = distance_transform_edt(void, return_distances=False, return_indices=True)
         classes = classes[tuple(nearest)]
     return SemanticFrame(index=frame.index, classes=classes)
+
+
+class MergedSemanticPNGWriter(SemanticPNGWriter):
+    """:class:`~vidpan.inference.writers.SemanticPNGWriter` fed with panoptic frames: each is
+    merged by class (:func:`merge_panoptic_by_class`) before it is written, so void pixels get a
+    class too. Semantic frames pass through unchanged."""
+
+    def _write(self, result: Any, image: np.ndarray | None) -> None:
+        if isinstance(result, PanopticFrame):
+            result = merge_panoptic_by_class(result)
+        super()._write(result, image)
+
+
+def predict_vss_from_panoptic(
+    predictor: VideoPredictor,
+    video: Any,
+    *,
+    writers: Sequence[FrameWriter] = (),
+    **options: Any,
+) -> VideoPrediction:
+    """VSS of ``video`` from the VPS model's panoptic output (the paper's "no fine-tuning" row).
+
+    Runs ``predictor`` with ``task="vps"`` and merges every frame by class; the returned
+    prediction's ``frames`` are :class:`SemanticFrame` (``task`` reads ``"vss"``). ``writers``
+    receive the panoptic frames (use :class:`MergedSemanticPNGWriter` for VSPW PNGs).
+    """
+    import dataclasses
+
+    if options.pop("task", "vss") != "vss":
+        raise ValueError("predict_vss_from_panoptic is the vss task")
+    options.setdefault("keep_frames", True)
+    prediction = predictor.predict(video, task="vps", writers=writers, **options)
+    frames = [merge_panoptic_by_class(f) if isinstance(f, PanopticFrame) else f for f in prediction.frames]
+    return dataclasses.replace(prediction, task="vss", frames=frames)
