@@ -106,5 +106,7 @@ def predict_vss_from_panoptic(
         raise ValueError("predict_vss_from_panoptic is the vss task")
     options.setdefault("keep_frames", True)
     prediction = predictor.predict(video, task="vps", writers=writers, **options)
-    frames = [merge_panoptic_by_class(f) if isinstance(f, PanopticFrame) else f for f in prediction.frames]
+    frames: list[Any] = [
+        merge_panoptic_by_class(f) if isinstance(f, PanopticFrame) else f for f in prediction.frames
+    ]
     return dataclasses.replace(prediction, task="vss", frames=frames)
