@@ -28,7 +28,7 @@ import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -164,6 +164,8 @@ class ViTView(nn.Module):
     :class:`SharedViT`. The shared ViT is not a registered submodule (it is not in this model's
     ``state_dict`` and ``.to()`` does not move it: :func:`run_tasks` places it)."""
 
+    shared: SharedViT
+
     def __init__(self, shared: SharedViT, consumer: int) -> None:
         super().__init__()
         object.__setattr__(self, "shared", shared)
@@ -242,7 +244,7 @@ def share_vit(models: Sequence[DVIS], configs: Sequence[Config], *, capacity: in
                 f"model {i + 1}: its preprocessing (pixel mean/std, size divisibility, short side, max size, "
                 "window, segmenter batch) differs from model 1's; use --set to make them equal"
             )
-    vits = [m.segmenter.backbone.vit for m in models]
+    vits = [cast(nn.Module, m.segmenter.backbone.vit) for m in models]
     hashes = [vit_fingerprint(v) for v in vits]
     for i, h in enumerate(hashes[1:], start=1):
         if h != hashes[0]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ import torch
 from vidpan.config import apply_overrides, load_config
 from vidpan.inference.multitask import TaskRun, run_tasks, share_vit
 from vidpan.inference.predictor import VideoPredictor
+from vidpan.models.backbone.vit import VisionTransformer
 from vidpan.models.build import build_dvis
 
 
@@ -38,12 +40,14 @@ def main(argv: list[str] | None = None) -> None:
     a = build_dvis(config.model).eval()
     torch.manual_seed(1)
     b = build_dvis(config.model).eval()
-    b.segmenter.backbone.vit.load_state_dict(a.segmenter.backbone.vit.state_dict())
+    cast(VisionTransformer, b.segmenter.backbone.vit).load_state_dict(
+        cast(VisionTransformer, a.segmenter.backbone.vit).state_dict()
+    )
     video = np.random.default_rng(0).integers(0, 256, (args.frames, h, w, 3), dtype=np.uint8)
-    opts_a = {"mode": "offline", "task": "vps", "keep_frames": False}
-    opts_b = {"mode": "online", "task": "vss", "keep_frames": False}
+    opts_a: dict[str, Any] = {"mode": "offline", "task": "vps", "keep_frames": False}
+    opts_b: dict[str, Any] = {"mode": "online", "task": "vss", "keep_frames": False}
     pa, pb = VideoPredictor(copy.deepcopy(a), config), VideoPredictor(copy.deepcopy(b), config)
-    vit = copy.deepcopy(a.segmenter.backbone.vit)
+    vit = cast(VisionTransformer, copy.deepcopy(a.segmenter.backbone.vit))
     shared = share_vit([a, b], [config, config])
     runs = [TaskRun(VideoPredictor(a, config), opts_a), TaskRun(VideoPredictor(b, config), opts_b)]
     mean = torch.tensor(config.model.pixel_mean).view(1, 3, 1, 1)
@@ -52,7 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     ph, pw = -(-h // div) * div, -(-w // div) * div
     frames = (torch.from_numpy(video).permute(0, 3, 1, 2).float() - mean) / std
     frames = torch.nn.functional.pad(frames, (0, pw - w, 0, ph - h))
-    separate, together, vit_only = [], [], []
+    separate: list[float] = []
+    together: list[float] = []
+    vit_only: list[float] = []
     for _ in range(args.repeats):
         start = time.perf_counter()
         pa.predict(video, **opts_a)
@@ -63,8 +69,8 @@ def main(argv: list[str] | None = None) -> None:
         together.append(time.perf_counter() - start)
         start = time.perf_counter()
         with torch.no_grad():
-            for t in range(args.frames):
-                tokens, _ = vit.prepare_tokens(frames[t : t + 1])
+            for i in range(args.frames):
+                tokens, _ = vit.prepare_tokens(frames[i : i + 1])
                 vit.run_blocks(tokens, 0, vit.depth)
         vit_only.append(time.perf_counter() - start)
     s, t, v = min(separate), min(together), min(vit_only)
