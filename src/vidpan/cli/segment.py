@@ -7,6 +7,8 @@ run leaves nothing behind):
   ``vidpan eval vps``);
 - ``vss``: ``sem_pred/<video>/<frame>.png`` (VSPW-style class PNGs, for ``vidpan eval vss``);
 - ``vis``: ``results.json`` (YouTube-VIS format);
+- ``--task vps,vss`` (with ``--weights-vss B``): both, the frozen ViT once per frame
+  (``vidpan.inference.tasks``); ``--task vss --vss-from panoptic``: VSS from the panoptic output;
 - always ``frames.jsonl`` (per-frame segments: id, class, score, area, bbox, track) and the
   resolved ``config.yaml``; with ``--overlay`` ``overlay/<video>.mp4`` (H.264).
 """
@@ -49,7 +51,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--mode", choices=["online", "offline", "long", "minvis"], help="default: the model's config"
     )
-    p.add_argument("--task", choices=["vps", "vss", "vis"], help="default: the model's config")
+    p.add_argument("--task", help="vps, vss or vis, or several: vps,vss (default: the model's config)")
+    p.add_argument("--weights-vss", help="--task vps,vss: the VSS model (shares the frozen ViT of --weights)")
+    p.add_argument("--vss-from", choices=["soft", "panoptic"], default="soft",
+                   help="vss: soft semantic inference (default) or the panoptic segments merged by class")  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="output directory (replaced only on success)")
     p.add_argument("--overlay", action="store_true", help="also write overlay/<video>.mp4")
     p.add_argument(
@@ -67,6 +72,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task is not None or args.weights_vss is not None:
+        from vidpan.inference.tasks import parse_tasks, segment_tasks
+
+        tasks = parse_tasks(args.task or "vps")
+        if len(tasks) > 1 or args.vss_from == "panoptic" or args.weights_vss is not None:
+            if args.stream:
+                raise InputError("--stream is not available with several tasks or --vss-from panoptic")
+            for line in segment_tasks(
+                args.inputs, weights=args.weights, tasks=tasks, out_dir=args.out, weights_vss=args.weights_vss,
+                vss_from=args.vss_from, preset=args.preset, mode=args.mode, device=args.device,
+                precision=args.precision, categories=args.categories, overrides=args.overrides,
+                overlay=args.overlay, progress=not args.no_progress and sys.stderr.isatty(),
+            ):  # fmt: skip
+                print(line)
+            return 0
     # Validate everything cheap before loading the model or touching the output directory.
     sources = [open_video(path) for path in args.inputs]
     names = [s.name for s in sources]

@@ -1,0 +1,173 @@
+"""``vidpan segment`` with several tasks or VSS from the panoptic output (seed paper §2.3, §4).
+
+- ``--task vss --vss-from panoptic``: the VPS model's panoptic segments merged by class
+  (:mod:`.vss_merge`), written as VSPW PNGs (``sem_pred/``), beside the default soft inference.
+- ``--task vps,vss [--weights-vss B]``: both tasks on every input, the frozen ViT run once per
+  frame (:mod:`.multitask`): the VPS model (``--weights``) and the VSS model (``--weights-vss``,
+  default: the same model) share the backbone and each runs its adapter and heads. With
+  ``--vss-from panoptic`` the VSS output is the VPS output merged by class (one model, one pass).
+
+Outputs go to one ``--out``: ``pred.json`` + ``pan_pred/`` (VPS), ``sem_pred/`` (VSS),
+``frames.jsonl`` and ``overlay/`` of the first task, ``config.yaml`` (the first model's config).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vidpan.config import save_yaml
+from vidpan.data.categories import CategoryMapping
+from vidpan.errors import InputError
+from vidpan.inference.multitask import TaskRun, run_tasks, share_vit
+from vidpan.inference.output import FrameWriter, OutputDirectory
+from vidpan.inference.predictor import VideoPredictor
+from vidpan.inference.video_io import open_video
+from vidpan.inference.vss_merge import MergedSemanticPNGWriter
+from vidpan.inference.writers import (
+    FrameJSONWriter,
+    OverlayVideoWriter,
+    SemanticPNGWriter,
+    VIPSegSubmissionWriter,
+    YTVISResultsWriter,
+)
+from vidpan.models.convert import load_for_inference
+
+TASKS = ("vps", "vss", "vis")
+VSS_FROM = ("soft", "panoptic")
+
+
+def parse_tasks(text: str) -> tuple[str, ...]:
+    """``"vps"`` or ``"vps,vss"`` -> ("vps", "vss"); unknown or repeated tasks are errors."""
+    tasks = tuple(t.strip() for t in text.split(","))
+    bad = [t for t in tasks if t not in TASKS]
+    if bad or not tasks:
+        raise InputError(
+            f"--task: expected one or more of {', '.join(TASKS)} separated by commas, got {text!r}"
+        )
+    if len(set(tasks)) != len(tasks):
+        raise InputError(f"--task: a task is listed twice in {text!r}")
+    return tasks
+
+
+@dataclass
+class _Task:
+    desc: str  # what it produces, for the summary
+    predictor: VideoPredictor
+    writers: list[FrameWriter]
+    run_as: str  # the predictor's task (vps for VSS from panoptic)
+
+
+def _writers(out: OutputDirectory, task: str, vss_from: str, labels: CategoryMapping) -> list[FrameWriter]:
+    if task == "vps":
+        return [VIPSegSubmissionWriter(out, labels=labels)]
+    if task == "vss":
+        cls = MergedSemanticPNGWriter if vss_from == "panoptic" else SemanticPNGWriter
+        return [cls(out, labels=labels)]
+    return [YTVISResultsWriter(out, labels=labels)]
+
+
+def segment_tasks(
+    inputs: Sequence[str],
+    *,
+    weights: str,
+    tasks: Sequence[str],
+    out_dir: Path,
+    weights_vss: str | None = None,
+    vss_from: str = "soft",
+    preset: str | None = None,
+    mode: str | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    categories: Path | None = None,
+    overrides: Sequence[str] = (),
+    overlay: bool = False,
+    progress: bool = False,
+) -> list[str]:
+    """Segment ``inputs`` for every task of ``tasks``; returns one summary line per video and task."""
+    if vss_from not in VSS_FROM:
+        raise InputError(f"--vss-from: expected soft or panoptic, got {vss_from!r}")
+    if vss_from == "panoptic" and "vss" not in tasks:
+        raise InputError("--vss-from panoptic is an option of the vss task (--task vss or --task vps,vss)")
+    if weights_vss is not None and not ("vss" in tasks and len(tasks) > 1):
+        raise InputError("--weights-vss names the VSS model of a multi-task run: use --task vps,vss")
+    if weights_vss is not None and vss_from == "panoptic":
+        raise InputError("--vss-from panoptic takes VSS from the VPS model: drop --weights-vss")
+    sources = [open_video(p) for p in inputs]
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise InputError(f"several inputs have the same video name {sorted(names)}: outputs would collide")
+    config, model = load_for_inference(weights, preset=preset, overrides=overrides)
+    labels = (
+        CategoryMapping.from_file(categories)
+        if categories
+        else CategoryMapping.from_model_config(config.model)
+    )
+    if categories and labels.num_things != config.model.num_things:
+        raise InputError(
+            f"{labels.num_things} thing categories but the model has {config.model.num_things}",
+            path=categories,
+        )
+    run_mode = mode or config.inference.mode
+    # Which tasks need their own model pass: VSS from panoptic rides on the VPS pass (or is one).
+    passes = [t for t in tasks if not (t == "vss" and vss_from == "panoptic" and "vps" in tasks)]
+    configs, models = [config], [model]
+    if len(passes) > 1:
+        if weights_vss is not None:
+            vcfg, vmodel = load_for_inference(weights_vss, preset=preset, overrides=overrides)
+        else:
+            vcfg, vmodel = config, copy.deepcopy(model)
+        for _ in passes[1:]:
+            configs.append(vcfg)
+            models.append(vmodel if len(models) == 1 else copy.deepcopy(vmodel))
+    summaries: list[str] = []
+    with OutputDirectory(out_dir) as out:
+        runs: list[_Task] = []
+        for k, task in enumerate(passes):
+            predictor = VideoPredictor(models[k], configs[k], device=device, precision=precision,  # type: ignore[arg-type]
+                                       categories=labels)  # fmt: skip
+            writers = _writers(out, task, vss_from, labels)
+            desc = task
+            if task == "vps" and vss_from == "panoptic" and "vss" in tasks:
+                writers += _writers(out, "vss", vss_from, labels)
+                desc = "vps + vss from panoptic"
+            run_as = "vps" if (task == "vss" and vss_from == "panoptic") else task
+            if run_as != task:
+                desc = "vss from panoptic"
+            runs.append(_Task(desc, predictor, writers, run_as))
+        runs[0].writers.insert(0, FrameJSONWriter(out, labels=labels))
+        if overlay:
+            runs[0].writers.append(OverlayVideoWriter(out, labels=labels))
+        resolved = dataclasses.replace(
+            config,
+            inference=dataclasses.replace(config.inference, task=runs[0].run_as, mode=run_mode),  # type: ignore[arg-type]
+        )
+        save_yaml(resolved, out.file("config.yaml"))
+        shared = share_vit(models, configs) if len(runs) > 1 else None
+        for source, path in zip(sources, inputs, strict=True):
+            options: list[dict[str, Any]] = [
+                {
+                    "mode": run_mode,
+                    "task": r.run_as,
+                    "writers": r.writers,
+                    "keep_frames": False,
+                    "progress": progress,
+                }
+                for r in runs
+            ]
+            if shared is None:
+                predictions: list[Any] = [runs[0].predictor.predict(source, **options[0])]
+            else:
+                predictions = run_tasks(
+                    shared, [TaskRun(r.predictor, o) for r, o in zip(runs, options, strict=True)], path
+                )
+            for r, p in zip(runs, predictions, strict=True):
+                summaries.append(
+                    f"{p.name}: {p.num_frames} frames {p.width}x{p.height}, {r.desc}, "
+                    f"{len(p.segments)} segments, {p.frames_per_second:.2f} frames/s ({run_mode})"
+                )
+    return summaries
