@@ -18,9 +18,9 @@ from PIL import Image
 
 from vidpan.cli.main import main
 from vidpan.config import apply_overrides, load_config
+from vidpan.data.categories import CategoryMapping
 from vidpan.data.formats.rgb_id import read_id_png
 from vidpan.data.formats.vipseg import read_panoptic_video_json
-from vidpan.data.categories import CategoryMapping
 from vidpan.data.synthetic import SyntheticDataset, generate
 from vidpan.demo import SHIPPED_WEIGHTS
 from vidpan.inference.vss_merge import merge_panoptic_by_class
