@@ -115,15 +115,16 @@ def segment_tasks(
     run_mode = mode or config.inference.mode
     # Which tasks need their own model pass: VSS from panoptic rides on the VPS pass (or is one).
     passes = [t for t in tasks if not (t == "vss" and vss_from == "panoptic" and "vps" in tasks)]
+    # One model per pass: the first pass uses --weights, the vss pass --weights-vss when given,
+    # every other pass a copy of the first model (each predictor needs its own model object).
     configs, models = [config], [model]
-    if len(passes) > 1:
-        if weights_vss is not None:
+    for task in passes[1:]:
+        if task == "vss" and weights_vss is not None:
             vcfg, vmodel = load_for_inference(weights_vss, preset=preset, overrides=overrides)
         else:
             vcfg, vmodel = config, copy.deepcopy(model)
-        for _ in passes[1:]:
-            configs.append(vcfg)
-            models.append(vmodel if len(models) == 1 else copy.deepcopy(vmodel))
+        configs.append(vcfg)
+        models.append(vmodel)
     summaries: list[str] = []
     with OutputDirectory(out_dir) as out:
         runs: list[_Task] = []
