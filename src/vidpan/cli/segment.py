@@ -18,6 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vidpan.inference.sources import Span
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video file(s) or folder(s) of frames")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video file(s), folder(s) of frames, - (a video on stdin), a URL (http, https, "
+                        "rtsp, ...) or a capture device (/dev/video0)")  # fmt: skip
     p.add_argument(
         "--weights", required=True, help="vidpan .safetensors, or a DVIS++ checkpoint with --preset"
     )
@@ -51,6 +57,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. inference.window_size=5 (repeatable)")  # fmt: skip
+    p.add_argument("--start", type=float, metavar="SEC", help="segment from this time (seconds)")
+    p.add_argument("--end", type=float, metavar="SEC", help="segment up to this time (seconds, exclusive)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="segment at most N frames (live sources)")
+    p.add_argument("--fps", type=float, help="resample to this frame rate (drops or repeats frames)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -65,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         if len(tasks) > 1 or args.vss_from == "panoptic" or args.weights_vss is not None:
             if args.stream:
                 raise InputError("--stream is not available with several tasks or --vss-from panoptic")
+            if _span(args).active:
+                raise InputError("--start/--end/--max-frames/--fps are not available with several tasks")
             for line in segment_tasks(
                 args.inputs, weights=args.weights, tasks=tasks, out_dir=args.out, weights_vss=args.weights_vss,
                 vss_from=args.vss_from, preset=args.preset, mode=args.mode, device=args.device,
@@ -88,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         stream=args.stream,
         progress=not args.no_progress and sys.stderr.isatty(),
     )
-    sources = open_inputs(args.inputs)  # before the model loads, so a typo fails fast
+    sources = open_inputs(args.inputs, span=_span(args))  # before the model loads: a typo fails fast
     loaded = load_segmenter(options)
     report = segment_to_dir(loaded, sources, args.out, options)
     for v in report.videos:
@@ -107,3 +119,9 @@ def run(args: argparse.Namespace) -> int:
     for sub in sorted(p for p in args.out.iterdir() if p.is_dir()):
         print(f"  {sub.name}/ ({sum(1 for f in sub.rglob('*') if f.is_file())} files)")
     return 0
+
+
+def _span(args: argparse.Namespace) -> Span:
+    from vidpan.inference.sources import Span
+
+    return Span(start=args.start, end=args.end, max_frames=args.max_frames, fps=args.fps)

@@ -19,7 +19,8 @@ from vidpan.data.categories import CategoryMapping
 from vidpan.errors import InputError
 from vidpan.inference.output import FrameWriter, OutputDirectory
 from vidpan.inference.predictor import Mode, Precision, Task, VideoPredictor
-from vidpan.inference.video_io import VideoSource, open_video
+from vidpan.inference.sources import Span, open_source
+from vidpan.inference.video_io import VideoSource
 from vidpan.inference.writers import (
     FrameJSONWriter,
     OverlayVideoWriter,
@@ -134,10 +135,11 @@ def task_writers(
     return writers
 
 
-def open_inputs(inputs: Sequence[str | Path]) -> list[VideoSource]:
-    """Open (and so validate) every input; two inputs with the same video name are refused,
-    since their outputs would collide. Cheap: call it before loading the model."""
-    sources = [open_video(path) for path in inputs]
+def open_inputs(inputs: Sequence[str | Path], *, span: Span | None = None) -> list[VideoSource]:
+    """Open (and so validate) every input (``-`` = stdin, URLs and devices: :func:`open_source`),
+    restricted to ``span``; two inputs with the same video name are refused, since their outputs
+    would collide. Cheap: call it before loading the model."""
+    sources = [open_source(path, span=span) for path in inputs]
     names = [s.name for s in sources]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
