@@ -19,6 +19,7 @@ from vidpan.errors import InputError
 from vidpan.inference.context import RunContext, Task
 from vidpan.inference.decide import FrameResult, decide, emit
 from vidpan.inference.modes.base import ModeRunner
+from vidpan.inference.modes.stitch import Stitcher
 from vidpan.inference.postprocess import MaskGeometry
 from vidpan.inference.window import Window, track_window
 from vidpan.models.tracker import TrackerState
@@ -36,6 +37,11 @@ class LongState:
     mask_features: list[torch.Tensor] = field(default_factory=list)  # [C, h, w]
     geometry: MaskGeometry | None = None
     chunks: int = 0  # chunks refined so far
+    # Class evidence carried over the whole video so far (see the module docstring).
+    refined_sum: torch.Tensor | None = None  # [Q, K+1] refiner logits x frames decided with them
+    refined_frames: int = 0
+    tracker_sum: torch.Tensor | None = None  # [Q, K+1] tracker logits summed over every frame seen
+    tracker_frames: int = 0
 
     def drop(self, count: int) -> None:
         """Forget the first ``count`` frames of the chunk."""
@@ -55,6 +61,7 @@ class LongMode(ModeRunner):
                 f"got {self.length} / {self.overlap}"
             )
         self._state = LongState()
+        self.stitcher: Stitcher | None = None  # VPS: ids across chunks
 
     @property
     def state(self) -> LongState:
@@ -64,6 +71,9 @@ class LongMode(ModeRunner):
         st = self._state
         tracked, st.tracker = track_window(self.ctx, window, st.tracker, masks=False)
         st.geometry = window.geometry
+        logits = tracked.class_logits
+        st.tracker_sum = logits.sum(0) if st.tracker_sum is None else st.tracker_sum + logits.sum(0)
+        st.tracker_frames += logits.shape[0]
         for k, index in enumerate(window.indices):
             st.indices.append(index)
             st.logits.append(tracked.class_logits[k])
@@ -86,15 +96,26 @@ class LongMode(ModeRunner):
         n = min(self.length, len(st.indices))
         emit_from = 0 if st.chunks == 0 else self.overlap // 2
         emit_to = n if final else n - (self.overlap - self.overlap // 2)
+        # VPS decides the whole chunk, so the frames shared with the neighbours can be stitched.
+        span = (0, n) if self.task == "vps" else (emit_from, emit_to)
         with ctx.timer("refiner"), torch.inference_mode(), ctx.autocast():
             refined = refiner(
                 torch.stack(st.instance_embeds[:n])[None], torch.stack(st.frame_embeds[:n])[None], None
             )
-            normed = refined.embeds.float()[:, emit_from:emit_to]
-            mf = torch.stack(st.mask_features[emit_from:emit_to])[None].to(ctx.device)
+            normed = refined.embeds.float()[:, span[0] : span[1]]
+            mf = torch.stack(st.mask_features[span[0] : span[1]])[None].to(ctx.device)
             masks = refiner.predict_masks(normed, mf)[0].float()
-        class_logits = refined.class_logits[0, 0].float()
-        aux = torch.stack(st.logits[:n]).mean(0)
+        chunk_probs = refined.class_logits[0, 0].float().softmax(-1) * (emit_to - emit_from)
+        st.refined_sum = chunk_probs if st.refined_sum is None else st.refined_sum + chunk_probs
+        st.refined_frames += emit_to - emit_from
+        assert st.tracker_sum is not None
+        class_logits = (st.refined_sum / st.refined_frames).log()  # softmax(log p) = p
+        aux = st.tracker_sum / st.tracker_frames
         results = decide(ctx, self.task, class_logits, aux, [masks], st.geometry, stable=True)
+        if self.task == "vps":
+            if self.stitcher is None:
+                self.stitcher = Stitcher(fresh=1 + class_logits.shape[0] + class_logits.shape[1])
+            frames = self.stitcher.relabel(list(results), 0 if final else self.overlap)  # type: ignore[arg-type]
+            results = iter(frames[emit_from:emit_to])
         yield from emit(results, st.indices[emit_from:emit_to])
         st.chunks += 1

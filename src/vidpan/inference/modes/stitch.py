@@ -1,0 +1,93 @@
+"""Long mode's identity stitching: one id per object across refiner chunks.
+
+The tracker's slot is a good identity inside a chunk, but across chunks the refiner can move an
+object's mask to another slot (two queries of one class take turns), which would end one track
+at the chunk boundary and start another. Consecutive chunks share ``chunk_overlap`` frames, and
+both decide those frames: a segment of the new chunk that covers (IoU ≥ :data:`MIN_IOU` over the
+shared frames) a segment of the same class in the previous chunk takes that segment's id. Other
+thing segments keep the id their slot had in the previous chunk (``1 + slot`` the first time);
+an id claimed twice goes to the better match and the other segment gets a fresh id above every
+slot-stable id. Stuff ids are one per class (``1 + Q + class``) and need no stitching.
+
+Memory: the previous chunk's decisions on the shared frames ([overlap, H, W] int32).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from vidpan.structures import PanopticFrame, Segment
+
+MIN_IOU = 0.5
+
+
+@dataclass
+class Stitcher:
+    """State carried from chunk to chunk (see the module docstring)."""
+
+    fresh: int  # next unused id (above the slot-stable ids 1 .. Q + K)
+    alias: dict[int, int] = field(default_factory=dict)  # chunk id of a thing slot -> output id
+    tail: list[PanopticFrame] = field(default_factory=list)  # previous chunk, shared frames
+
+    def relabel(self, frames: list[PanopticFrame], shared: int) -> list[PanopticFrame]:
+        """Output ids for one chunk's decided frames (positions 0..n-1 of the chunk); keep the
+        chunk's last ``shared`` frames for the next chunk."""
+        segments = {s.id: s for f in frames for s in f.segments}
+        matches = _overlap_matches(self.tail, frames[: len(self.tail)], segments)
+        mapping: dict[int, int] = {}
+        taken: set[int] = set()
+        for new, old in matches:  # best IoU first
+            if new not in mapping and old not in taken:
+                mapping[new] = old
+                taken.add(old)
+        for sid, seg in sorted(segments.items()):
+            if sid in mapping:
+                continue
+            target = self.alias.get(sid, sid) if seg.isthing else sid
+            if target in taken:
+                target, self.fresh = self.fresh, self.fresh + 1
+            mapping[sid] = target
+            taken.add(target)
+        self.alias = {sid: out for sid, out in mapping.items() if segments[sid].isthing}
+        out = [_remap(f, mapping) for f in frames]
+        self.tail = out[len(out) - shared :] if shared else []
+        return out
+
+
+def _overlap_matches(
+    old: list[PanopticFrame], new: list[PanopticFrame], segments: dict[int, Segment]
+) -> list[tuple[int, int]]:
+    """(new id, old id) pairs of the same class with IoU ≥ MIN_IOU over the shared frames,
+    best IoU first."""
+    if not old:
+        return []
+    a = np.stack([f.segment_ids for f in new]).ravel().astype(np.int64)
+    b = np.stack([f.segment_ids for f in old]).ravel().astype(np.int64)
+    old_class = {s.id: (s.category_id, s.isthing) for f in old for s in f.segments}
+    ids_a, area_a = np.unique(a, return_counts=True)
+    ids_b, area_b = np.unique(b, return_counts=True)
+    areas_a = dict(zip(ids_a.tolist(), area_a.tolist(), strict=True))
+    areas_b = dict(zip(ids_b.tolist(), area_b.tolist(), strict=True))
+    both = (a > 0) & (b > 0)
+    pairs, inter = np.unique(np.stack([a[both], b[both]]), axis=1, return_counts=True)
+    scored = []
+    for (na, ob), count in zip(pairs.T.tolist(), inter.tolist(), strict=True):
+        seg = segments.get(na)
+        if seg is None or old_class.get(ob) != (seg.category_id, seg.isthing):
+            continue
+        iou = count / (areas_a[na] + areas_b[ob] - count)
+        if iou >= MIN_IOU:
+            scored.append((iou, na, ob))
+    return [(na, ob) for _, na, ob in sorted(scored, reverse=True)]
+
+
+def _remap(frame: PanopticFrame, mapping: dict[int, int]) -> PanopticFrame:
+    if all(mapping.get(s.id, s.id) == s.id for s in frame.segments):
+        return frame
+    ids = frame.segment_ids.copy()
+    for s in frame.segments:
+        if mapping[s.id] != s.id:
+            ids[frame.segment_ids == s.id] = mapping[s.id]
+    return replace(frame, segment_ids=ids, segments=[replace(s, id=mapping[s.id]) for s in frame.segments])
