@@ -24,6 +24,10 @@ from vidpan.inference.postprocess import MaskGeometry
 from vidpan.inference.window import Window, track_window
 from vidpan.models.tracker import TrackerState
 
+#: Hysteresis: a track segmented in the previous chunk needs only this fraction of the score and
+#: overlap thresholds to continue in the next.
+RELAXED = 0.5
+
 
 @dataclass
 class LongState:
@@ -111,11 +115,14 @@ class LongMode(ModeRunner):
         assert st.tracker_sum is not None
         class_logits = (st.refined_sum / st.refined_frames).log()  # softmax(log p) = p
         aux = st.tracker_sum / st.tracker_frames
-        results = decide(ctx, self.task, class_logits, aux, [masks], st.geometry, stable=True)
+        continuing = self.stitcher.continuing() if self.stitcher is not None else []
+        results = decide(ctx, self.task, class_logits, aux, [masks], st.geometry, stable=True,
+                         continuing=continuing, relaxed=RELAXED)  # fmt: skip
         if self.task == "vps":
             if self.stitcher is None:
                 self.stitcher = Stitcher(fresh=1 + class_logits.shape[0] + class_logits.shape[1])
-            frames = self.stitcher.relabel(list(results), 0 if final else self.overlap)  # type: ignore[arg-type]
+            embeds = refined.embeds[0].float().mean(0).cpu().numpy()  # [n, Q, C] -> [Q, C]
+            frames = self.stitcher.relabel(list(results), 0 if final else self.overlap, embeds)  # type: ignore[arg-type]
             results = iter(frames[emit_from:emit_to])
         yield from emit(results, st.indices[emit_from:emit_to])
         st.chunks += 1

@@ -21,6 +21,7 @@ import numpy as np
 from vidpan.structures import PanopticFrame, Segment
 
 MIN_IOU = 0.5
+MIN_SIMILARITY = 0.7  # cosine of mean refined query embeddings, to re-identify a track
 
 
 @dataclass
@@ -30,10 +31,19 @@ class Stitcher:
     fresh: int  # next unused id (above the slot-stable ids 1 .. Q + K)
     alias: dict[int, int] = field(default_factory=dict)  # chunk id of a thing slot -> output id
     tail: list[PanopticFrame] = field(default_factory=list)  # previous chunk, shared frames
+    # Thing tracks seen so far: output id -> (class, unit mean query embedding [C]).
+    memory: dict[int, tuple[int, np.ndarray]] = field(default_factory=dict)
 
-    def relabel(self, frames: list[PanopticFrame], shared: int) -> list[PanopticFrame]:
+    def continuing(self) -> list[int]:
+        """Track slots with a thing segment in the previous chunk (chunk ids are ``1 + slot``)."""
+        return sorted(sid - 1 for sid in self.alias)
+
+    def relabel(
+        self, frames: list[PanopticFrame], shared: int, embeds: np.ndarray | None = None
+    ) -> list[PanopticFrame]:
         """Output ids for one chunk's decided frames (positions 0..n-1 of the chunk); keep the
-        chunk's last ``shared`` frames for the next chunk."""
+        chunk's last ``shared`` frames for the next chunk. ``embeds``: [Q, C] the chunk's mean
+        refined query embedding per slot (re-identifies a track that left for a chunk)."""
         segments = {s.id: s for f in frames for s in f.segments}
         matches = _overlap_matches(self.tail, frames[: len(self.tail)], segments)
         mapping: dict[int, int] = {}
@@ -42,18 +52,41 @@ class Stitcher:
             if new not in mapping and old not in taken:
                 mapping[new] = old
                 taken.add(old)
-        for sid, seg in sorted(segments.items()):
+        for sid, seg in sorted(segments.items()):  # tracks continuing in their slot; stuff
             if sid in mapping:
                 continue
-            target = self.alias.get(sid, sid) if seg.isthing else sid
-            if target in taken:
-                target, self.fresh = self.fresh, self.fresh + 1
-            mapping[sid] = target
-            taken.add(target)
+            target = self.alias.get(sid) if seg.isthing else sid
+            if target is not None and target not in taken:
+                mapping[sid] = target
+                taken.add(target)
+        unit = None
+        if embeds is not None:  # new segments: a track seen before, by its query embedding
+            unit = embeds / np.maximum(np.linalg.norm(embeds, axis=1, keepdims=True), 1e-6)
+            scored = [
+                (float(unit[seg.track] @ e), sid, out)
+                for sid, seg in segments.items()
+                if seg.isthing and sid not in mapping
+                for out, (label, e) in self.memory.items()
+                if label == seg.category_id and out not in taken
+            ]
+            for sim, sid, out in sorted(scored, reverse=True):
+                if sim >= MIN_SIMILARITY and sid not in mapping and out not in taken:
+                    mapping[sid] = out
+                    taken.add(out)
+        for sid in sorted(segments):  # the rest: their slot's id, unless some track had it
+            if sid not in mapping:
+                target = sid if sid not in taken and sid not in self.memory else self.fresh
+                if target == self.fresh:
+                    self.fresh += 1
+                mapping[sid] = target
+                taken.add(target)
         self.alias = {sid: out for sid, out in mapping.items() if segments[sid].isthing}
-        out = [_remap(f, mapping) for f in frames]
-        self.tail = out[len(out) - shared :] if shared else []
-        return out
+        if unit is not None:
+            for sid, target in self.alias.items():
+                self.memory[target] = (segments[sid].category_id, unit[segments[sid].track])
+        relabelled = [_remap(f, mapping) for f in frames]
+        self.tail = relabelled[len(relabelled) - shared :] if shared else []
+        return relabelled
 
 
 def _overlap_matches(
