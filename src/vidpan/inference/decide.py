@@ -46,8 +46,6 @@ def decide(
     geometry: MaskGeometry,
     *,
     stable: bool,
-    continuing: Sequence[int] = (),
-    relaxed: float = 1.0,
 ) -> Iterator[FrameResult]:
     """Decide one span and yield its frames in order (``index`` = position in the span).
 
@@ -56,12 +54,9 @@ def decide(
         aux_class_logits: [Q, K+1] offline / long: the tracker's, max-fused with the refiner's.
         mask_chunks: [t, Q, h, w] mask logits of consecutive frames of the span.
         stable: span-independent segment ids (see the module docstring).
-        continuing, relaxed: VPS: these queries (segments of the previous span) pass the
-            thresholds multiplied by ``relaxed`` (long mode's hysteresis).
     """
     if task == "vps":
-        yield from _panoptic(ctx, class_logits, aux_class_logits, mask_chunks, geometry, stable=stable,
-                             continuing=continuing, relaxed=relaxed)  # fmt: skip
+        yield from _panoptic(ctx, class_logits, aux_class_logits, mask_chunks, geometry, stable=stable)
     elif task == "vss":
         yield from _semantic(ctx, class_logits, aux_class_logits, mask_chunks, geometry)
     else:
@@ -82,8 +77,6 @@ def _panoptic(
     geometry: MaskGeometry,
     *,
     stable: bool,
-    continuing: Sequence[int],
-    relaxed: float,
 ) -> Iterator[FrameResult]:
     inf = ctx.config.inference
     stream = PanopticStream(
@@ -95,8 +88,6 @@ def _panoptic(
         aux_class_logits=aux_class_logits,
         device=ctx.device,
         stable_ids=class_logits.shape[0] if stable else None,
-        continuing=continuing,
-        relaxed=relaxed,
     )
     with TensorSpill(ram_budget=ctx.spill_ram_budget) as winners:
         for chunk in mask_chunks:

@@ -206,20 +206,11 @@ class PanopticStream:
         sigmoid_before_output_resize: bool = True,
         device: torch.device | None = None,
         stable_ids: int | None = None,
-        continuing: Sequence[int] = (),
-        relaxed: float = 1.0,
     ) -> None:
         self.stable_ids = stable_ids
         probs = class_probabilities(class_logits, aux_class_logits)
         scores, labels = probs.max(dim=-1)
-        # Queries that continue a segment of the previous chunk (long mode) pass thresholds x relaxed.
-        self.relaxed = torch.zeros(probs.shape[0], dtype=torch.bool)
-        self.relaxed[list(continuing)] = True
-        threshold = torch.where(
-            self.relaxed.to(scores.device), relaxed * object_mask_threshold, object_mask_threshold
-        )
-        keep = labels.ne(probs.shape[-1] - 1) & (scores > threshold)
-        self.relaxed_factor = relaxed
+        keep = labels.ne(probs.shape[-1] - 1) & (scores > object_mask_threshold)
         self.kept = torch.nonzero(keep).flatten().cpu()  # [Qk] query indices, ascending
         self.scores = scores[keep].cpu()  # [Qk]
         self.labels = labels[keep].cpu()  # [Qk]
@@ -299,15 +290,14 @@ class PanopticStream:
         segments: list[Segment] = []
         for k in range(len(self.kept)):
             area, original, inter = int(self.area[k]), int(self.original_area[k]), int(self.inter[k])
-            query = int(self.kept[k])
-            factor = self.relaxed_factor if bool(self.relaxed[query]) else 1.0
-            if area == 0 or original == 0 or inter == 0 or area / original < factor * self.overlap_threshold:
+            if area == 0 or original == 0 or inter == 0 or area / original < self.overlap_threshold:
                 continue
             label = int(self.labels[k])
             isthing = label < self.num_things
             if not isthing and label in stuff_segment:
                 segment_of[k] = stuff_segment[label]  # merge into the class's first stuff segment
                 continue
+            query = int(self.kept[k])
             if self.stable_ids is None:
                 segment_id = len(segments) + 1
             else:

@@ -24,10 +24,6 @@ from vidpan.inference.postprocess import MaskGeometry
 from vidpan.inference.window import Window, track_window
 from vidpan.models.tracker import TrackerState
 
-#: Hysteresis: a track segmented in the previous chunk needs only this fraction of the score and
-#: overlap thresholds to continue in the next.
-RELAXED = 0.5
-
 
 @dataclass
 class LongState:
@@ -115,9 +111,7 @@ class LongMode(ModeRunner):
         assert st.tracker_sum is not None
         class_logits = (st.refined_sum / st.refined_frames).log()  # softmax(log p) = p
         aux = st.tracker_sum / st.tracker_frames
-        continuing = self.stitcher.continuing() if self.stitcher is not None else []
-        results = decide(ctx, self.task, class_logits, aux, [masks], st.geometry, stable=True,
-                         continuing=continuing, relaxed=RELAXED)  # fmt: skip
+        results = decide(ctx, self.task, class_logits, aux, [masks], st.geometry, stable=True)
         if self.task == "vps":
             if self.stitcher is None:
                 self.stitcher = Stitcher(fresh=1 + class_logits.shape[0] + class_logits.shape[1])

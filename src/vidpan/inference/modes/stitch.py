@@ -34,10 +34,6 @@ class Stitcher:
     # Thing tracks seen so far: output id -> (class, unit mean query embedding [C]).
     memory: dict[int, tuple[int, np.ndarray]] = field(default_factory=dict)
 
-    def continuing(self) -> list[int]:
-        """Track slots with a thing segment in the previous chunk (chunk ids are ``1 + slot``)."""
-        return sorted(sid - 1 for sid in self.alias)
-
     def relabel(
         self, frames: list[PanopticFrame], shared: int, embeds: np.ndarray | None = None
     ) -> list[PanopticFrame]:
