@@ -66,10 +66,13 @@ class SegmentWorker:
         )  # fmt: skip
 
 
-def _lost(item: VideoItem, identity: InputIdentity, chash: str, exc: BaseException) -> ManifestRecord:
+def _lost(
+    item: VideoItem, identity: InputIdentity, chash: str, exc: BaseException, *, lost: bool = True
+) -> ManifestRecord:
+    error = f"worker lost after {MAX_RETRIES} retries ({_one_line(exc)})" if lost else _one_line(exc)
     return ManifestRecord(
         video=item.name, input=identity, config_hash=chash, status="failed", started_at=time.time(),
-        seconds=0.0, error=f"worker lost after {MAX_RETRIES} retries ({_one_line(exc)})", worker="ray",
+        seconds=0.0, error=error, worker="ray",
     )  # fmt: skip
 
 
@@ -83,8 +86,11 @@ def run_on_ray(
     workers: int | None = None,
     gpus_per_worker: float = 0.0,
     hooks: Mapping[str, str] | None = None,
-) -> None:
-    """Segment ``plan.todo`` on Ray; ``on_record`` is called in the driver for each video."""
+) -> float:
+    """Segment ``plan.todo`` on Ray; ``on_record`` is called in the driver for each video.
+
+    Returns the seconds from the moment every worker had its model loaded to the last video.
+    """
     ray = import_ray()
     from ray.exceptions import RayActorError, RayError
 
@@ -111,6 +117,7 @@ def run_on_ray(
         except RayError as exc:  # the model does not load: an error of the run, not of a video
             raise InputError(f"Ray workers could not load the model: {_one_line(exc)}") from None
 
+        t0 = time.perf_counter()
         queue = deque(plan.todo)
         pending: dict[Any, tuple[int, VideoItem, InputIdentity]] = {}
 
@@ -131,12 +138,14 @@ def run_on_ray(
                 record = _lost(item, identity, plan.config_hash, exc)
                 ray.kill(actors[index], no_restart=True)
                 actors[index] = actor_cls.remote(*args)
-            except RayError as exc:
-                record = _lost(item, identity, plan.config_hash, exc)
+            except RayError as exc:  # not an error of the video (segment_one catches those)
+                record = _lost(item, identity, plan.config_hash, exc, lost=False)
             on_record(record)
             submit(index)
+        seconds = time.perf_counter() - t0
         for actor in actors:
             ray.kill(actor, no_restart=True)
+        return seconds
     finally:
         if started_here:
             ray.shutdown()

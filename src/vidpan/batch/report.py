@@ -17,7 +17,8 @@ class BatchReport:
     out_dir: Path
     records: list[ManifestRecord] = field(default_factory=list)
     skipped: list[ManifestRecord] = field(default_factory=list)
-    seconds: float = 0.0  # wall time of the run (for the engine's throughput)
+    seconds: float = 0.0  # wall time of the run, start-up included
+    work_seconds: float | None = None  # ray: from all workers ready to the last video
 
     @property
     def done(self) -> list[ManifestRecord]:
@@ -51,6 +52,11 @@ class BatchReport:
             f"{len(self.done)} done, {len(self.skipped)} skipped (finished before), {len(self.failed)} failed"
             f" -- {frames} frames in {self.seconds:.1f} s{rate}; manifest: {self.out_dir / 'manifest.jsonl'}"
         )
+        if self.work_seconds:
+            lines.append(
+                f"workers busy {self.work_seconds:.1f} s after start-up"
+                f" ({frames / self.work_seconds:.2f} frames/s, {len(self.done) / self.work_seconds:.3f} videos/s)"
+            )
         if self.failed:
             lines.append(f"failures: {self.out_dir / 'failures.jsonl'}")
         return "\n".join(lines)

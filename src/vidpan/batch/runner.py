@@ -189,7 +189,7 @@ def run_batch(
                 report.records.append(record)
                 step()
 
-            run_on_ray(
+            report.work_seconds = run_on_ray(
                 plan, out_dir, options, on_record=on_record, address=ray_address, workers=workers,
                 gpus_per_worker=gpus_per_worker, hooks=test_hooks(),
             )  # fmt: skip
