@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from batch_helpers import FAST, NAMES, assert_same_outputs, free_port, subprocess_env
 
 from vidpan.batch.manifest import manifest_files, read_records
 
 
-def test_torchrun_two_ranks(videos: Path, reference: Path, tmp_path: Path) -> None:
+def test_torchrun_two_ranks(
+    videos: Path, reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
@@ -32,3 +35,4 @@ def test_torchrun_two_ranks(videos: Path, reference: Path, tmp_path: Path) -> No
     from vidpan.cli.main import main
 
     assert main(["segment", "--video-list", str(videos), "--out", str(out), *FAST]) == 0
+    assert "0 done, 4 skipped" in capsys.readouterr().out
