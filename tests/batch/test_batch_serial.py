@@ -71,6 +71,8 @@ def test_bad_arguments_exit_2(videos: Path, tmp_path: Path) -> None:
     )
     assert main(["segment", "--video-list", str(videos), "--out", out, "--workers", "2", *FAST]) == 2
     assert main(["segment", "--engine", "ray", str(videos / "0000_synth.mp4"), "--out", out, *FAST]) == 2
+    missing = str(tmp_path / "missing.safetensors")  # weights that do not load: exit 2, nothing written
+    assert main(["segment", "--video-list", str(videos), "--out", out, *FAST, "--weights", missing]) == 2
     assert not Path(out).exists()
 
 

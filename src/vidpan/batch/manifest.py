@@ -132,20 +132,29 @@ class ManifestRecord:
 
 
 class ManifestWriter:
-    """Appends records to one manifest file, one complete line per ``write`` + ``fsync``."""
+    """Appends records to one manifest file, one complete line per ``write`` + ``fsync``.
+
+    The file (and its folder) is created at the first append, so a run that fails before any
+    video leaves nothing behind.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        self._fd = -1
         self._fresh_line = True
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         size = os.fstat(self._fd).st_size
         if size:
-            with open(path, "rb") as f:
+            with open(self.path, "rb") as f:
                 f.seek(size - 1)
                 self._fresh_line = f.read(1) == b"\n"  # else a torn line from a killed run
 
     def append(self, record: ManifestRecord) -> None:
+        if self._fd < 0:
+            self._open()
         line = ("" if self._fresh_line else "\n") + record.to_json() + "\n"
         os.write(self._fd, line.encode("utf-8"))
         os.fsync(self._fd)
