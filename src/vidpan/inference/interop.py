@@ -48,7 +48,7 @@ def _present_instances(result: InstanceFrame) -> list[tuple[int, Segment]]:
     """(row, instance) for the instances with at least one pixel in this frame."""
     if not result.instances:
         return []
-    present = result.masks.reshape(len(result.instances), -1).any(1)  # [N]
+    present: np.ndarray = result.masks.reshape(len(result.instances), -1).any(1)  # [N]
     return [(n, s) for n, s in enumerate(result.instances) if present[n]]
 
 
