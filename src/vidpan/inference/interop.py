@@ -48,7 +48,7 @@ def _present_instances(result: InstanceFrame) -> list[tuple[int, Segment]]:
     """(row, instance) for the instances with at least one pixel in this frame."""
     if not result.instances:
         return []
-    present: np.ndarray = result.masks.reshape(len(result.instances), -1).any(1)  # [N]
+    present = np.any(result.masks.reshape(len(result.instances), -1), axis=1).tolist()  # [N]
     return [(n, s) for n, s in enumerate(result.instances) if present[n]]
 
 
