@@ -44,7 +44,7 @@ def _segment_info(segment: Segment) -> dict[str, Any]:
     }
 
 
-def _present_instances(result: InstanceFrame) -> list[tuple[int, Segment]]:
+def present_instances(result: InstanceFrame) -> list[tuple[int, Segment]]:
     """(row, instance) for the instances with at least one pixel in this frame."""
     if not result.instances:
         return []
@@ -70,7 +70,7 @@ def to_hf(result: FrameResult) -> dict[str, Any] | torch.Tensor:
     if isinstance(result, InstanceFrame):
         height, width = result.masks.shape[1:]
         seg = np.full((height, width), -1, dtype=np.int64)
-        present = _present_instances(result)
+        present = present_instances(result)
         for n, s in sorted(present, key=lambda p: p[1].score):  # best last = on top
             seg[result.masks[n]] = s.id
         visible = {int(i) for i in np.unique(seg)} - {-1}
@@ -109,7 +109,7 @@ def to_supervision(result: FrameResult, *, class_names: Sequence[str] | None = N
         masks = np.stack([result.segment_ids == s.id for s in segments]) if segments else None
         shape = result.segment_ids.shape
     elif isinstance(result, InstanceFrame):
-        present = sorted(_present_instances(result), key=lambda p: p[1].id)
+        present = sorted(present_instances(result), key=lambda p: p[1].id)
         segments = [s for _, s in present]
         masks = result.masks[[n for n, _ in present]] if present else None
         shape = result.masks.shape[1:]
