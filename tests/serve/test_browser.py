@@ -137,6 +137,7 @@ def test_page_segments_an_upload_and_reports_bad_ones(server: str, tmp_path: Pat
             assert page.locator("#vidpan-zip :text('.zip')").count() >= 1
             for close in page.locator(".toast-close").all():  # the warnings of the bad uploads
                 close.click()
+            page.wait_for_function("document.querySelectorAll('.toast-body').length == 0", timeout=5_000)
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
         finally:

@@ -79,6 +79,8 @@ class Server:
             raise InputError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
         if task not in TASKS:
             raise InputError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+        if ground_truth and task != "vps":
+            raise InputError("scores against a ground truth are for the vps task (VIPSeg format)")
         source = check_video(video, self.limits)
         run_dir = self.new_run_dir()
         gt = None

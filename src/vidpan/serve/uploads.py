@@ -169,7 +169,7 @@ def read_ground_truth(
     return GroundTruth(json=gt_json, masks=dest / "panomasksRGB")
 
 
-def sample_video(root: Path) -> Sample:
+def sample_video(root: Path, *, frames: int = SAMPLE_FRAMES, size: tuple[int, int] = SAMPLE_SIZE) -> Sample:
     """The sample video and its ground-truth zip under ``root/sample`` (generated once)."""
     from vidpan.data.synthetic import generate
 
@@ -180,7 +180,7 @@ def sample_video(root: Path) -> Sample:
             return sample
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        data = generate(out / "synthetic", videos=1, frames=SAMPLE_FRAMES, size=SAMPLE_SIZE,
+        data = generate(out / "synthetic", videos=1, frames=frames, size=size,
                         seed=SAMPLE_SEED, val_fraction=1.0, mp4=True)  # fmt: skip
         assert data.mp4_dir is not None
         (video_id,) = data.val_videos
