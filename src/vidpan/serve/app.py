@@ -134,7 +134,9 @@ def _scores_markdown(scores: dict[str, float | None] | None, has_gt: bool) -> st
 def build_app(server: Server) -> gr.Blocks:
     """The Gradio page (not launched)."""
     gr = import_gradio()
-    with gr.Blocks(title="vidpan: video panoptic segmentation", analytics_enabled=False) as page:
+    with gr.Blocks(
+        title="vidpan: video panoptic segmentation", analytics_enabled=False, delete_cache=(600, 3600)
+    ) as page:  # Gradio's copies of uploads/outputs: 1 h
         gr.Markdown(
             "# vidpan\nVideo panoptic / semantic / instance segmentation with stable track ids. "
             f"Upload a video (at most {server.limits.max_megabytes:g} MB and {server.limits.max_frames} "

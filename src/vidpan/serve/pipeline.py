@@ -125,7 +125,7 @@ def table_rows(tracks: list[TrackStats], labels: CategoryMapping) -> list[list[A
     rows = []
     for t in sorted(tracks, key=lambda t: (t.first, t.id)):
         score = t.mean_score
-        rows.append([t.id, labels.name(t.label), "yes" if t.isthing else "no", t.first, t.last, t.frames,
+        rows.append([t.id, labels.name(t.label), "yes" if labels.isthing(t.label) else "no", t.first, t.last, t.frames,
                      None if score is None else round(score, 3)])  # fmt: skip
     return rows
 
