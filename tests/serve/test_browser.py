@@ -1,9 +1,9 @@
 """``vidpan serve`` in a real browser: the server as a subprocess on loopback, Debian's Chromium
 driven by Playwright (never a downloaded browser).
 
-A bad upload shows its message on the page; a synthetic video gives the overlay video (which
-Chromium decodes), the per-track table and the timeline; the page makes no request outside
-127.0.0.1. A screenshot goes to ``$VIDPAN_SCREENSHOT`` (default: the test's tmp directory).
+Bad uploads show their message on the page; a synthetic video with its ground-truth zip gives
+the overlay video (which Chromium decodes), the per-track table, the timeline, the scores and the
+zip; the sample button works; the page makes no request outside 127.0.0.1. A screenshot goes to ``$VIDPAN_SCREENSHOT`` (default: the test's tmp directory).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from vidpan.data.synthetic import generate
+from vidpan.serve.uploads import Sample, sample_video
 
 CHROMIUM = Path(os.environ.get("VIDPAN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -45,10 +45,20 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serve")
+
+
+@pytest.fixture(scope="module")
+def sample(work: Path) -> Sample:
+    """The page's sample, made small (6 frames) before the server starts, which then uses it."""
+    return sample_video(work / "runs", frames=6, size=(64, 112))
+
+
+@pytest.fixture(scope="module")
+def server(work: Path, sample: Sample) -> Iterator[str]:
     """``vidpan serve`` on a free loopback port (a 1 MB upload limit, to test the message)."""
     port = _free_port()
-    work = tmp_path_factory.mktemp("serve")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]))
     log = (work / "server.log").open("wb")
     proc = subprocess.Popen(
@@ -84,12 +94,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-def test_page_segments_an_upload_and_reports_bad_ones(server: str, tmp_path: Path) -> None:
-    data = generate(
-        tmp_path / "synth", videos=1, frames=6, size=(64, 112), seed=99, val_fraction=1.0, mp4=True
-    )
-    assert data.mp4_dir is not None
-    video = next(data.mp4_dir.iterdir())
+def test_page_segments_an_upload_and_reports_bad_ones(server: str, sample: Sample, tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(sample.video.read_bytes())
     not_a_video = tmp_path / "holiday.mp4"
     not_a_video.write_text("this is not a video\n")
     too_large = tmp_path / "large.mp4"
@@ -105,12 +112,13 @@ def test_page_segments_an_upload_and_reports_bad_ones(server: str, tmp_path: Pat
             page.goto(server, wait_until="networkidle")
             status = page.locator("#vidpan-status")
 
-            def upload(path: Path) -> None:
-                clear = page.locator("#vidpan-video button[aria-label='Clear']")
+            def upload(path: Path, box: str = "#vidpan-video") -> None:
+                clear = page.locator(f"{box} button[aria-label='Clear']")
                 if clear.count():  # a file is there: the input comes back once it is cleared
                     clear.click()
-                page.locator("#vidpan-video input[type=file]").set_input_files(str(path))
-                page.wait_for_selector(f"#vidpan-video :text('{path.name}')")
+                page.locator(f"{box} input[type=file]").set_input_files(str(path))
+                # The file's name is on the page once the upload is done (stem and suffix apart).
+                page.wait_for_function(f"document.querySelector('{box}').innerText.includes('{path.stem}')")
 
             for path, message in [(not_a_video, "not a video"), (too_large, "too large")]:
                 upload(path)
@@ -119,6 +127,7 @@ def test_page_segments_an_upload_and_reports_bad_ones(server: str, tmp_path: Pat
                 assert "Error" in status.inner_text() and "Traceback" not in page.content()
 
             upload(video)
+            upload(sample.ground_truth, "#vidpan-gt")
             page.click("#vidpan-run")
             page.wait_for_selector("#vidpan-status :text('Done')", timeout=60_000)
             text = status.inner_text()
@@ -134,7 +143,13 @@ def test_page_segments_an_upload_and_reports_bad_ones(server: str, tmp_path: Pat
             assert all(i.strip().isdigit() for i in ids), ids
             assert f"{len(ids)} tracks" in text, (ids, text)
             assert page.locator("#vidpan-timeline").count() == 1
-            assert page.locator("#vidpan-zip :text('.zip')").count() >= 1
+            assert "vidpan_clip" in page.locator("#vidpan-zip").inner_text()
+            scores = page.locator("#vidpan-scores").inner_text()
+            assert "VPQ1" in scores and "STQ" in scores, scores
+
+            page.click("#vidpan-sample")
+            page.wait_for_selector("#vidpan-status :text('sample')", timeout=60_000)
+            assert "Done" in status.inner_text() and "VPQ1" in page.locator("#vidpan-scores").inner_text()
             for close in page.locator(".toast-close").all():  # the warnings of the bad uploads
                 close.click()
             page.wait_for_function("document.querySelectorAll('.toast-body').length == 0", timeout=5_000)

@@ -96,6 +96,12 @@ class Server:
             return segment_for_page(self.predictor, source, mode=mode, task=task, run_dir=run_dir,
                                     ground_truth=gt, progress=report, max_frames=self.limits.max_frames)  # fmt: skip
 
+    def run_sample(self, mode: str, task: str, progress: Any = None) -> PageResult:
+        """The sample video (generated on first use), scored against its ground truth for vps."""
+        files = sample_video(self.work_dir)
+        gt = str(files.ground_truth) if task == "vps" else None
+        return self.run(str(files.video), gt, mode, task, progress=progress)
+
 
 def _summary(result: PageResult) -> str:
     rate = result.num_frames / result.seconds if result.seconds else 0.0
@@ -165,11 +171,9 @@ def build_app(server: Server) -> gr.Blocks:
         timeline = gr.Plot(label="Track timeline", elem_id="vidpan-timeline")
         outputs = [status, overlay, table, timeline, scores, download]
 
-        def respond(
-            video_path: str | None, gt_path: str | None, mode_value: str, task_value: str, progress: Any
-        ) -> tuple[Any, ...]:
+        def respond(call: Any, has_gt: bool) -> tuple[Any, ...]:
             try:
-                result = server.run(video_path, gt_path, mode_value, task_value, progress=progress)
+                result = call()
             except InputError as exc:
                 gr.Warning(str(exc))
                 return (f"**Error:** {exc}", None, None, None, "", None)
@@ -179,22 +183,18 @@ def build_app(server: Server) -> gr.Blocks:
                 gr.Warning(message)
                 return (f"**Error:** {message}", None, None, None, "", None)
             return (_summary(result), str(result.overlay), result.rows, result.figure,
-                    _scores_markdown(result.scores, gt_path is not None), str(result.zip))  # fmt: skip
+                    _scores_markdown(result.scores, has_gt), str(result.zip))  # fmt: skip
 
         def on_upload(
             video_path: str | None, gt_path: str | None, mode_value: str, task_value: str,
             progress: Any = gr.Progress(),  # noqa: B008 - Gradio's way to ask for progress
         ) -> tuple[Any, ...]:  # fmt: skip
-            return respond(video_path, gt_path, mode_value, task_value, progress)
+            return respond(
+                lambda: server.run(video_path, gt_path, mode_value, task_value, progress), gt_path is not None
+            )
 
-        def on_sample(
-            mode_value: str,
-            task_value: str,
-            progress: Any = gr.Progress(),  # noqa: B008
-        ) -> tuple[Any, ...]:
-            files = sample_video(server.work_dir)
-            gt = str(files.ground_truth) if task_value == "vps" else None
-            return respond(str(files.video), gt, mode_value, task_value, progress)
+        def on_sample(mode_value: str, task_value: str, progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+            return respond(lambda: server.run_sample(mode_value, task_value, progress), task_value == "vps")
 
         run.click(on_upload, [video, ground_truth, mode, task], outputs, concurrency_limit=1)
         sample.click(on_sample, [mode, task], outputs, concurrency_limit=1)
