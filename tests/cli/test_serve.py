@@ -11,7 +11,9 @@ from vidpan.cli.main import main
     ("args", "message"),
     [(["--port", "0"], "--port: expected 1..65535"), (["--max-frames", "0"], "must be positive")],
 )
-def test_serve_rejects_bad_arguments(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_rejects_bad_arguments(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["serve", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

@@ -92,6 +92,8 @@ class Server:
             if progress is not None:
                 progress(done / total, desc=f"segmenting: frame {done} of {total}")
 
+        if progress is not None:  # offline / long modes emit frames only once the video is refined
+            progress(0.0, desc=f"segmenting {source.name} ({source.num_frames} frames)")
         with self.device_lock:
             return segment_for_page(self.predictor, source, mode=mode, task=task, run_dir=run_dir,
                                     ground_truth=gt, progress=report, max_frames=self.limits.max_frames)  # fmt: skip
