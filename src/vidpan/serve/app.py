@@ -8,8 +8,10 @@ model is on one device) and each run's files live under the work directory, of w
 last :data:`KEEP_RUNS` runs are kept.
 
 Nothing reaches the internet: analytics are off (``GRADIO_ANALYTICS_ENABLED=False``), there is no
-share link, server-side rendering (which would start Node) is off, and the theme uses system
-fonts (Gradio's default theme loads Google Fonts in the browser).
+share link, server-side rendering (which would start Node) is off, the theme uses system fonts
+(Gradio's default theme loads Google Fonts in the browser), the run history (which offers a
+Hugging Face bucket) is off, and the endpoints are private to the page (an API client could pass
+file URLs for the server to fetch).
 """
 
 from __future__ import annotations
@@ -198,8 +200,11 @@ def build_app(server: Server) -> gr.Blocks:
         def on_sample(mode_value: str, task_value: str, progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
             return respond(lambda: server.run_sample(mode_value, task_value, progress), task_value == "vps")
 
-        run.click(on_upload, [video, ground_truth, mode, task], outputs, concurrency_limit=1)
-        sample.click(on_sample, [mode, task], outputs, concurrency_limit=1)
+        # Private endpoints: the page calls them, API clients cannot (they could pass file URLs
+        # that the server would fetch).
+        run.click(on_upload, [video, ground_truth, mode, task], outputs, concurrency_limit=1,
+                  api_visibility="private")  # fmt: skip
+        sample.click(on_sample, [mode, task], outputs, concurrency_limit=1, api_visibility="private")
     return page
 
 
@@ -213,4 +218,4 @@ def launch(server: Server, *, host: str = "127.0.0.1", port: int = 7860, quiet: 
     max_bytes = int((server.limits.max_megabytes * 2 + 1) * 2**20)  # ours gives the message first
     page.launch(server_name=host, server_port=port, share=False, inbrowser=False, quiet=quiet, ssr_mode=False,
                 allowed_paths=[str(server.work_dir)], max_file_size=max(max_bytes, int(server.limits.max_gt_megabytes * 2**20)),
-                theme=theme, show_error=False)  # fmt: skip
+                theme=theme, show_error=False, footer_links=[], run_history=False)  # fmt: skip
