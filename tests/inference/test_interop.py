@@ -56,6 +56,7 @@ def _hf_outputs() -> tuple[types.SimpleNamespace, int]:
 
 
 def test_to_hf_has_the_layout_of_transformers_panoptic_post_processing(prediction: VideoPrediction) -> None:
+    pytest.importorskip("transformers", reason="transformers is not installed (vidpan[dev])")
     from transformers import Mask2FormerImageProcessorPil
     from transformers.models.videomt.video_processing_videomt import VideomtVideoProcessor
 
