@@ -114,9 +114,17 @@ def load_for_inference(
 ) -> tuple[Config, DVIS]:
     """A model ready for video inference from a native checkpoint or a DVIS++ checkpoint.
 
+    ``weights`` may also be a zoo name (``vidpan models``) or ``hf://owner/repo[@rev]/path``: it
+    is then downloaded, verified and converted once (:func:`vidpan.hub.resolve.resolve_weights`),
+    into the zoo entry's preset unless ``preset`` names another.
     A native file carries its config (``preset`` optional: if given, the preset's architecture
     is used and must match the weights). A DVIS++ / Mask2Former checkpoint needs ``preset``.
     """
+    from vidpan.hub.resolve import is_remote_spec, resolve_weights
+
+    if is_remote_spec(weights):
+        resolved = resolve_weights(weights, preset=preset, overrides=overrides)
+        weights, preset = resolved.path, None  # the converted file embeds its config
     weights = Path(weights)
     if not weights.exists():
         raise InputError("weights file not found", path=weights)

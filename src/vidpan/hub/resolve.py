@@ -1,0 +1,168 @@
+"""``--weights`` resolution: a zoo name, ``hf://owner/repo[@rev]/path`` or a local path -> a local file.
+
+Remote weights are downloaded and verified (:mod:`vidpan.hub.download`). Foreign checkpoints
+(DVIS++ ``.pth`` / ``.pkl``, Hugging Face DINOv2) are converted **once** to vidpan's native
+safetensors (config embedded) with the existing restricted readers — a pickle is never executed —
+and cached beside the download, keyed by the source's SHA-256, :data:`CONVERTER_VERSION` and the
+target architecture, so the second run starts from safetensors.
+
+Local paths pass through unchanged (a foreign local checkpoint is still converted in memory by
+:func:`vidpan.models.convert.load_for_inference`, as before).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vidpan.errors import InputError
+from vidpan.hub.spec import WeightsSpec, parse_spec
+from vidpan.hub.zoo import ZooEntry
+
+if TYPE_CHECKING:
+    from vidpan.config import Config
+
+# Bump when a converter's output for the same input changes: old cached conversions are ignored.
+CONVERTER_VERSION = "1"
+CONVERTED_DIR = "vidpan-converted"
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """Where ``--weights`` ended up.
+
+    ``path`` is a native vidpan ``.safetensors`` for every remote spec and for zoo entries; a
+    local spec passes through unchanged (``native`` says whether it is native).
+    """
+
+    path: Path
+    spec: WeightsSpec
+    native: bool
+    source: Path | None = None  # the downloaded original (remote specs)
+    source_sha256: str = ""
+    converted: bool = False  # converted during this call (False: from the conversion cache / native)
+
+    @property
+    def entry(self) -> ZooEntry | None:
+        return self.spec.entry
+
+
+def _fingerprint(config: Config) -> str:
+    from vidpan.config import to_dict
+
+    return hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def target_config(
+    spec: WeightsSpec, *, preset: str | None, overrides: Sequence[str], config: Config | None
+) -> Config:
+    """The architecture a foreign checkpoint is converted into: ``config``, else ``preset`` (or
+    the zoo entry's preset) with the entry's visible overrides, then the user's ``overrides``."""
+    from vidpan.config import load_config
+
+    if config is not None:
+        return config
+    entry = spec.entry
+    name = preset or (entry.preset if entry is not None else None)
+    if name is None:
+        raise InputError(
+            f"--weights {spec.text}: not a vidpan weights file; pass --preset (e.g. vitl) to name the "
+            "architecture it was trained with"
+        )
+    entry_overrides: list[str] = list(entry.overrides) if entry is not None else []
+    if entry is not None and entry.mode:
+        entry_overrides.append(f"inference.mode={entry.mode}")
+    if entry is not None and entry.task in ("vps", "vss", "vis"):
+        entry_overrides.append(f"inference.task={entry.task}")
+    # Only architecture overrides shape the converted file; inference settings are applied at load
+    # time, so a cached conversion never carries one run's --set inference.* into the next.
+    model_overrides = [o for o in overrides if o.strip().startswith("model.")]
+    return load_config(name, [*entry_overrides, *model_overrides])
+
+
+def _format_of(spec: WeightsSpec, filename: str) -> str:
+    if spec.entry is not None:
+        return spec.entry.format
+    if filename.endswith(".safetensors"):
+        return "safetensors"
+    return "dvis-plus"
+
+
+def resolve_weights(
+    spec: str | Path,
+    *,
+    preset: str | None = None,
+    overrides: Sequence[str] = (),
+    config: Config | None = None,
+) -> ResolvedWeights:
+    """Resolve ``spec`` to a local file, downloading, verifying and converting as needed.
+
+    Args:
+        spec: zoo name, ``hf://owner/repo[@revision]/path``, or a local path.
+        preset: architecture preset for foreign remote checkpoints (default: the zoo entry's).
+        overrides: ``--set`` overrides applied to that architecture.
+        config: the exact target config instead of ``preset`` (training init: the stage's model).
+    """
+    parsed = parse_spec(spec)
+    if parsed.kind == "local" or (parsed.entry is not None and parsed.entry.is_local):
+        from vidpan.models.convert import is_native
+
+        assert parsed.local is not None
+        if not parsed.local.exists():
+            raise InputError(
+                "weights not found (expected a file, a zoo name from `vidpan models`, or hf://owner/repo/path)",
+                path=parsed.local,
+            )
+        return ResolvedWeights(path=parsed.local, spec=parsed, native=is_native(parsed.local))
+    from vidpan.hub.download import fetch_file, resolve_pattern
+
+    entry = parsed.entry
+    what = f"model {parsed.text}" if entry is not None else parsed.text
+    filename, expected = parsed.path, entry.sha256 if entry is not None else None
+    if entry is not None and entry.file_pattern:
+        filename, published = resolve_pattern(parsed.repo, parsed.revision, entry.file_pattern, what=what)
+        expected = expected or published
+    fetched = fetch_file(parsed.repo, filename, revision=parsed.revision, expected_sha256=expected, what=what)
+    for extra in entry.extra_files if entry is not None else ():
+        fetch_file(parsed.repo, extra, revision=parsed.revision, what=what)
+    fmt = _format_of(parsed, filename)
+    from vidpan.models.convert import is_native
+
+    if fmt in ("native", "safetensors") and is_native(fetched.path):
+        return ResolvedWeights(
+            path=fetched.path, spec=parsed, native=True, source=fetched.path, source_sha256=fetched.sha256
+        )
+    if fmt == "native":
+        raise InputError(f"{what}: {filename} is not a vidpan weights file", path=fetched.path)
+    target = target_config(parsed, preset=preset, overrides=overrides, config=config)
+    out = (
+        fetched.cache_folder
+        / CONVERTED_DIR
+        / f"{fetched.sha256[:16]}-c{CONVERTER_VERSION}-{_fingerprint(target)}.safetensors"
+    )
+    if is_native(out):
+        return ResolvedWeights(
+            path=out, spec=parsed, native=True, source=fetched.path, source_sha256=fetched.sha256
+        )
+    from vidpan.models.convert import convert_to_native
+
+    if fmt == "hf-dinov2":
+        # The snapshot folder holds config.json + model.safetensors side by side.
+        convert_to_native(fetched.path.parent, "hf-dinov2", target, out)
+    else:
+        convert_to_native(fetched.path, "dvis-plus", target, out)
+    return ResolvedWeights(
+        path=out, spec=parsed, native=True, source=fetched.path, source_sha256=fetched.sha256, converted=True
+    )
+
+
+def is_remote_spec(spec: str | Path) -> bool:
+    """Whether ``spec`` names weights that :func:`resolve_weights` would fetch (zoo or ``hf://``)."""
+    text = str(spec)
+    if Path(text).exists():
+        return False
+    return parse_spec(text).kind in ("zoo", "hf")
