@@ -81,7 +81,12 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             path = unquote(urlsplit(self.path).path)
             parts = path.strip("/").split("/")
             if parts[:2] == ["api", "models"] and len(parts) >= 5 and parts[4] == "tree":
-                return "tree", f"{parts[2]}/{parts[3]}", parts[5] if len(parts) > 5 else "main", "/".join(parts[6:])
+                return (
+                    "tree",
+                    f"{parts[2]}/{parts[3]}",
+                    parts[5] if len(parts) > 5 else "main",
+                    "/".join(parts[6:]),
+                )
             if len(parts) >= 5 and parts[2] == "resolve":
                 return "resolve", f"{parts[0]}/{parts[1]}", parts[3], "/".join(parts[4:])
             return None
@@ -105,7 +110,11 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                         "path": p,
                         "size": len(f.data),
                         "oid": hashlib.sha1(f.data).hexdigest(),
-                        **({"lfs": {"oid": f.sha256, "size": len(f.data), "pointerSize": 134}} if f.lfs else {}),
+                        **(
+                            {"lfs": {"oid": f.sha256, "size": len(f.data), "pointerSize": 134}}
+                            if f.lfs
+                            else {}
+                        ),
                     }
                     for (r, p), f in hub.files.items()
                     if r == repo and (not rest or p.startswith(rest.rstrip("/") + "/"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 from hubtools import FakeHub, run_py
@@ -25,7 +26,9 @@ print("OK", f.sha256, f.path)
 """
 
 
-def _fetch(env: dict[str, str], path: str = "w.bin", expected: str | None = None):  # noqa: ANN202
+def _fetch(
+    env: dict[str, str], path: str = "w.bin", expected: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return run_py(FETCH.format(repo=REPO, path=path, expected=expected), env)
 
 
@@ -51,7 +54,9 @@ def test_corrupted_download_is_refused_and_removed(fake_hub: FakeHub, hub_env: d
     expected = hashlib.sha256(DATA).hexdigest()
     result = _fetch(hub_env)
     assert result.returncode == 2
-    assert "w.bin" in result.stdout and expected in result.stdout and "removed from the cache" in result.stdout
+    assert (
+        "w.bin" in result.stdout and expected in result.stdout and "removed from the cache" in result.stdout
+    )
     assert _blobs(hub_env) == []  # nothing left that a later run would trust
     snapshots = list((Path(hub_env["HF_HOME"]) / "hub").rglob("snapshots/*/w.bin"))
     assert snapshots == []
@@ -66,7 +71,9 @@ def test_zoo_hash_mismatch_names_expected_hash(fake_hub: FakeHub, hub_env: dict[
     assert _blobs(hub_env) == []
 
 
-def test_truncated_download_is_an_error_naming_file_and_hash(fake_hub: FakeHub, hub_env: dict[str, str]) -> None:
+def test_truncated_download_is_an_error_naming_file_and_hash(
+    fake_hub: FakeHub, hub_env: dict[str, str]
+) -> None:
     fake_hub.add(REPO, "w.bin", DATA, mode="short", lfs=True)
     result = _fetch(hub_env, expected=hashlib.sha256(DATA).hexdigest())
     assert result.returncode == 2, result.stdout + result.stderr
@@ -100,7 +107,9 @@ def test_trust_on_first_use_refuses_a_changed_file(fake_hub: FakeHub, hub_env: d
     assert "trust on first use" in result.stdout and hashlib.sha256(DATA).hexdigest() in result.stdout
 
 
-def test_offline_without_cache_names_model_and_how_to_fetch(fake_hub: FakeHub, hub_env: dict[str, str]) -> None:
+def test_offline_without_cache_names_model_and_how_to_fetch(
+    fake_hub: FakeHub, hub_env: dict[str, str]
+) -> None:
     fake_hub.add(REPO, "w.bin", DATA)
     result = _fetch({**hub_env, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2

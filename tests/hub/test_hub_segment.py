@@ -33,7 +33,9 @@ def fixture_files(dvis_fixture: Path, tmp_path_factory: pytest.TempPathFactory) 
     meta = json.loads((dvis_fixture / "meta.json").read_text())
     config = Config(
         name="dvis_plus_fixture",
-        model=model_config_from_reference(meta["config"], num_things=int(meta["metadata"]["n_thing_classes"])),
+        model=model_config_from_reference(
+            meta["config"], num_things=int(meta["metadata"]["n_thing_classes"])
+        ),
         inference=inference_config_from_reference(meta["config"]),
     )
     preset = root / "fixture_preset.yaml"
@@ -96,7 +98,14 @@ def test_segment_offline_empty_cache_is_one_line_exit_2(
 ) -> None:
     env = {**hub_env, "HF_HUB_OFFLINE": "1"}
     result = run_vidpan(
-        ["segment", str(fixture_files["frames"]), "--weights", "dvis++/ytvis21-vitl-online", "--out", str(tmp_path / "o")],
+        [
+            "segment",
+            str(fixture_files["frames"]),
+            "--weights",
+            "dvis++/ytvis21-vitl-online",
+            "--out",
+            str(tmp_path / "o"),
+        ],
         env,
     )
     assert result.returncode == 2

@@ -54,9 +54,7 @@ def hf_module() -> ModuleType:
     try:
         import huggingface_hub
     except ImportError as exc:
-        raise InputError(
-            "downloading models needs huggingface_hub: pip install 'vidpan[hub]'"
-        ) from exc
+        raise InputError("downloading models needs huggingface_hub: pip install 'vidpan[hub]'") from exc
     return huggingface_hub
 
 
@@ -173,7 +171,9 @@ def resolve_pattern(repo: str, revision: str, pattern: str, *, what: str) -> tup
         listing = list(hf.HfApi().list_repo_tree(repo, path_in_repo=directory or None, revision=revision))
     except Exception as exc:
         raise _translate(exc, what, repo, pattern, revision) from exc
-    matches = [f for f in listing if getattr(f, "size", None) is not None and fnmatch.fnmatchcase(f.path, pattern)]
+    matches = [
+        f for f in listing if getattr(f, "size", None) is not None and fnmatch.fnmatchcase(f.path, pattern)
+    ]
     if len(matches) != 1:
         names = ", ".join(sorted(f.path for f in matches)) or "none"
         raise InputError(
@@ -235,11 +235,17 @@ def fetch_file(
     if expected is None and _HEX64.fullmatch(blob.name):
         expected, because = blob.name, "the hub's LFS hash"
     if expected is None and key in trust["files"]:
-        expected, because = trust["files"][key], "the hash recorded at the first download (trust on first use)"
+        expected, because = (
+            trust["files"][key],
+            "the hash recorded at the first download (trust on first use)",
+        )
     stat = blob.stat()
     seen = trust["verified"].get(blob.name)
-    if seen and seen["size"] == stat.st_size and seen["mtime_ns"] == stat.st_mtime_ns and (
-        expected is None or seen["sha256"] == expected
+    if (
+        seen
+        and seen["size"] == stat.st_size
+        and seen["mtime_ns"] == stat.st_mtime_ns
+        and (expected is None or seen["sha256"] == expected)
     ):
         actual = str(seen["sha256"])
     else:

@@ -84,12 +84,45 @@ def target_config(
     return load_config(name, [*entry_overrides, *model_overrides])
 
 
-def _format_of(spec: WeightsSpec, filename: str) -> str:
-    if spec.entry is not None:
-        return spec.entry.format
-    if filename.endswith(".safetensors"):
-        return "safetensors"
-    return "dvis-plus"
+@dataclass(frozen=True)
+class FetchedSource:
+    """A downloaded, verified original (before conversion) and what the zoo says about it."""
+
+    path: Path  # the file; for ``hf-dinov2`` its snapshot folder (config.json + model.safetensors)
+    file: Path  # the weights file itself
+    sha256: str
+    cache_folder: Path
+    format: str | None  # native | dvis-plus | hf-dinov2 | None (unknown: an hf:// spec)
+    preset: str | None
+    overrides: tuple[str, ...]
+
+
+def fetch_source(spec: str | Path) -> FetchedSource:
+    """Download and verify the file(s) a remote spec names (zoo entry or ``hf://``), no conversion."""
+    from vidpan.hub.download import fetch_file, resolve_pattern
+
+    parsed = parse_spec(spec)
+    if not parsed.is_remote:
+        raise InputError(f"{parsed.text}: not a remote model (zoo name or hf://owner/repo/path)")
+    entry = parsed.entry
+    what = f"model {parsed.text}" if entry is not None else parsed.text
+    filename, expected = parsed.path, entry.sha256 if entry is not None else None
+    if entry is not None and entry.file_pattern:
+        filename, published = resolve_pattern(parsed.repo, parsed.revision, entry.file_pattern, what=what)
+        expected = expected or published
+    fetched = fetch_file(parsed.repo, filename, revision=parsed.revision, expected_sha256=expected, what=what)
+    for extra in entry.extra_files if entry is not None else ():
+        fetch_file(parsed.repo, extra, revision=parsed.revision, what=what)
+    fmt: str | None = entry.format if entry is not None else None
+    return FetchedSource(
+        path=fetched.path.parent if fmt == "hf-dinov2" else fetched.path,
+        file=fetched.path,
+        sha256=fetched.sha256,
+        cache_folder=fetched.cache_folder,
+        format=fmt,
+        preset=entry.preset if entry is not None else None,
+        overrides=entry.overrides if entry is not None else (),
+    )
 
 
 def resolve_weights(
@@ -104,13 +137,13 @@ def resolve_weights(
     Args:
         spec: zoo name, ``hf://owner/repo[@revision]/path``, or a local path.
         preset: architecture preset for foreign remote checkpoints (default: the zoo entry's).
-        overrides: ``--set`` overrides applied to that architecture.
+        overrides: ``--set`` overrides; the ``model.*`` ones shape the conversion.
         config: the exact target config instead of ``preset`` (training init: the stage's model).
     """
-    parsed = parse_spec(spec)
-    if parsed.kind == "local" or (parsed.entry is not None and parsed.entry.is_local):
-        from vidpan.models.convert import is_native
+    from vidpan.models.convert import convert_to_native, is_native
 
+    parsed = parse_spec(spec)
+    if not parsed.is_remote:
         assert parsed.local is not None
         if not parsed.local.exists():
             raise InputError(
@@ -118,45 +151,33 @@ def resolve_weights(
                 path=parsed.local,
             )
         return ResolvedWeights(path=parsed.local, spec=parsed, native=is_native(parsed.local))
-    from vidpan.hub.download import fetch_file, resolve_pattern
-
-    entry = parsed.entry
-    what = f"model {parsed.text}" if entry is not None else parsed.text
-    filename, expected = parsed.path, entry.sha256 if entry is not None else None
-    if entry is not None and entry.file_pattern:
-        filename, published = resolve_pattern(parsed.repo, parsed.revision, entry.file_pattern, what=what)
-        expected = expected or published
-    fetched = fetch_file(parsed.repo, filename, revision=parsed.revision, expected_sha256=expected, what=what)
-    for extra in entry.extra_files if entry is not None else ():
-        fetch_file(parsed.repo, extra, revision=parsed.revision, what=what)
-    fmt = _format_of(parsed, filename)
-    from vidpan.models.convert import is_native
-
-    if fmt in ("native", "safetensors") and is_native(fetched.path):
+    source = fetch_source(parsed.text)
+    if source.format in (None, "native") and is_native(source.file):
         return ResolvedWeights(
-            path=fetched.path, spec=parsed, native=True, source=fetched.path, source_sha256=fetched.sha256
+            path=source.file, spec=parsed, native=True, source=source.file, source_sha256=source.sha256
         )
-    if fmt == "native":
-        raise InputError(f"{what}: {filename} is not a vidpan weights file", path=fetched.path)
+    if source.format == "native":
+        raise InputError(f"{parsed.text}: not a vidpan weights file", path=source.file)
     target = target_config(parsed, preset=preset, overrides=overrides, config=config)
     out = (
-        fetched.cache_folder
+        source.cache_folder
         / CONVERTED_DIR
-        / f"{fetched.sha256[:16]}-c{CONVERTER_VERSION}-{_fingerprint(target)}.safetensors"
+        / f"{source.sha256[:16]}-c{CONVERTER_VERSION}-{_fingerprint(target)}.safetensors"
     )
-    if is_native(out):
-        return ResolvedWeights(
-            path=out, spec=parsed, native=True, source=fetched.path, source_sha256=fetched.sha256
+    if not is_native(out):
+        convert_to_native(
+            source.path, "hf-dinov2" if source.format == "hf-dinov2" else "dvis-plus", target, out
         )
-    from vidpan.models.convert import convert_to_native
-
-    if fmt == "hf-dinov2":
-        # The snapshot folder holds config.json + model.safetensors side by side.
-        convert_to_native(fetched.path.parent, "hf-dinov2", target, out)
+        converted = True
     else:
-        convert_to_native(fetched.path, "dvis-plus", target, out)
+        converted = False
     return ResolvedWeights(
-        path=out, spec=parsed, native=True, source=fetched.path, source_sha256=fetched.sha256, converted=True
+        path=out,
+        spec=parsed,
+        native=True,
+        source=source.file,
+        source_sha256=source.sha256,
+        converted=converted,
     )
 
 

@@ -66,7 +66,9 @@ class ZooEntry:
             if self.repo:
                 raise InputError(f"{where}: give either `local` or `repo`, not both", path=ZOO_FILE)
         elif not self.repo or bool(self.file) == bool(self.file_pattern):
-            raise InputError(f"{where}: needs `repo` and exactly one of `file` / `file_pattern`", path=ZOO_FILE)
+            raise InputError(
+                f"{where}: needs `repo` and exactly one of `file` / `file_pattern`", path=ZOO_FILE
+            )
         if self.sha256 is not None and (len(self.sha256) != 64 or not _is_hex(self.sha256)):
             raise InputError(f"{where}: sha256 must be 64 hex digits", path=ZOO_FILE)
 
