@@ -102,7 +102,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             route = self._route()
             if route is None:
                 return self._not_found()
-            kind, repo, _rev, rest = route
+            kind, repo, rev, rest = route
             if kind == "tree":
                 listing = [
                     {
@@ -135,7 +135,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if rng.startswith("bytes=") and not head:
                 start = int(rng[len("bytes=") :].split("-")[0] or 0)
             self.send_response(206 if start else 200)
-            self.send_header("X-Repo-Commit", hub.commit)
+            # A commit-hash revision resolves to itself, a branch to the hub's current commit.
+            commit = rev if len(rev) == 40 and all(c in "0123456789abcdef" for c in rev) else hub.commit
+            self.send_header("X-Repo-Commit", commit)
             self.send_header("ETag", f'"{f.etag}"')
             if f.lfs:
                 self.send_header("X-Linked-Etag", f'"{f.etag}"')
@@ -166,6 +168,12 @@ def run_py(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def run_vidpan(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m vidpan ARGS`` with ``env`` (empty: this process's environment + our sources)."""
+    if not env:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO_ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
     return subprocess.run(
         [sys.executable, "-m", "vidpan", *args], env=env, capture_output=True, text=True, timeout=300
     )
