@@ -22,7 +22,7 @@ def test_parse_hf_url() -> None:
     assert parse_hf_url("hf://a/b/c.pth") == ("a/b", "main", "c.pth")
     assert parse_hf_url("hf://a/b@v1.0/d/e/f.pth") == ("a/b", "v1.0", "d/e/f.pth")
     for bad in ("hf://a/b", "hf://a//c.pth", "hf://a/b@/c.pth", "hf://a/b/"):
-        with pytest.raises(InputError, match="hf://owner/repo|around '@'"):
+        with pytest.raises(InputError, match=r"hf://owner/repo|around '@'"):
             parse_hf_url(bad)
 
 
