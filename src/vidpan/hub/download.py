@@ -269,3 +269,16 @@ def fetch_file(
     return FetchedFile(
         path=local, sha256=actual, repo=repo, revision=revision, filename=filename, cache_folder=folder
     )
+
+
+def cached_file(repo: str, filename: str, revision: str) -> Path | None:
+    """The cached copy of ``repo/filename@revision`` if ``huggingface_hub`` has one (no network)."""
+    hf = hf_module()
+    found = hf.try_to_load_from_cache(repo_id=repo, filename=filename, revision=revision)
+    return Path(found) if isinstance(found, str) else None
+
+
+def cached_pattern(repo: str, revision: str, pattern: str) -> str | None:
+    """The file name a pattern resolved to earlier (recorded in the trust file), if any."""
+    known = _read_trust(repo_cache_folder(repo))["patterns"].get(f"{revision}/{pattern}")
+    return str(known["path"]) if known else None
