@@ -123,3 +123,46 @@ def test_segment_without_weights_runs_the_demo_model_and_says_so(tmp_path: Path,
     assert result.returncode == 0, result.stderr
     assert result.stderr.count(DEFAULT_NOTICE) == 1
     assert json.loads((tmp_path / "out" / "pred.json").read_text())["annotations"]
+
+
+def test_convert_hf_dinov2_with_registers_from_the_hub(
+    fake_hub: FakeHub, hub_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`vidpan convert hf://.../model.safetensors --format hf-dinov2`: config.json comes along, and a
+    registers model gets the registers interpolation rule without any --set."""
+    import dataclasses
+
+    import transformers
+
+    from vidpan.config import ViTConfig, load_config, save_yaml
+    from vidpan.models.checkpoint import load_native
+
+    common = dict(hidden_size=48, num_hidden_layers=3, num_attention_heads=3, image_size=56, patch_size=14,
+                  use_swiglu_ffn=True)  # fmt: skip
+    hf = transformers.Dinov2WithRegistersModel(
+        transformers.Dinov2WithRegistersConfig(num_register_tokens=4, **common)
+    )
+    hf.save_pretrained(tmp_path / "hf")
+    for name in ("model.safetensors", "config.json"):
+        fake_hub.add(
+            "someone/dinov2-reg-tiny", name, (tmp_path / "hf" / name).read_bytes(), lfs=name != "config.json"
+        )
+    preset = load_config("tiny")
+    vit = ViTConfig(embed_dim=48, depth=3, num_heads=3, ffn="swiglu", patch_size=14, img_size=56)
+    save_yaml(
+        dataclasses.replace(preset, model=dataclasses.replace(preset.model, vit=vit)), tmp_path / "p.yaml"
+    )
+    out = tmp_path / "vit.safetensors"
+    result = run_vidpan(["convert", "hf://someone/dinov2-reg-tiny/model.safetensors", "--format", "hf-dinov2",
+                         "--preset", str(tmp_path / "p.yaml"), "--out", str(out)], hub_env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "model.vit.num_register_tokens: 0 -> 4" in result.stderr
+    saved, _ = load_native(out)
+    assert (saved.model.vit.num_register_tokens, saved.model.vit.interpolate_offset) == (4, 0.0)
+    assert saved.model.vit.interpolate_antialias is True
+
+
+def test_docs_list_every_zoo_entry() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs/models.md").read_text()
+    for name in load_zoo():
+        assert f"`{name}`" in docs, name

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     fmt, preset = args.format, args.preset
     overrides: tuple[str, ...] = ()
     if is_remote_spec(args.src):
-        source = fetch_source(args.src)
+        source = fetch_source(args.src, fmt=args.format)
         src = source.path
         fmt = fmt or source.format
         preset = preset or source.preset

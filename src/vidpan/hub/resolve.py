@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,8 +98,11 @@ class FetchedSource:
     overrides: tuple[str, ...]
 
 
-def fetch_source(spec: str | Path) -> FetchedSource:
-    """Download and verify the file(s) a remote spec names (zoo entry or ``hf://``), no conversion."""
+def fetch_source(spec: str | Path, *, fmt: str | None = None) -> FetchedSource:
+    """Download and verify the file(s) a remote spec names (zoo entry or ``hf://``), no conversion.
+
+    ``fmt="hf-dinov2"`` for an ``hf://`` spec also fetches the ``config.json`` beside the file.
+    """
     from vidpan.hub.download import fetch_file, resolve_pattern
 
     parsed = parse_spec(spec)
@@ -111,9 +115,12 @@ def fetch_source(spec: str | Path) -> FetchedSource:
         filename, published = resolve_pattern(parsed.repo, parsed.revision, entry.file_pattern, what=what)
         expected = expected or published
     fetched = fetch_file(parsed.repo, filename, revision=parsed.revision, expected_sha256=expected, what=what)
-    for extra in entry.extra_files if entry is not None else ():
+    extras = list(entry.extra_files) if entry is not None else []
+    if entry is None and fmt == "hf-dinov2":
+        extras.append(posixpath.join(posixpath.dirname(filename), "config.json"))
+    for extra in extras:
         fetch_file(parsed.repo, extra, revision=parsed.revision, what=what)
-    fmt: str | None = entry.format if entry is not None else None
+    fmt = entry.format if entry is not None else fmt
     return FetchedSource(
         path=fetched.path.parent if fmt == "hf-dinov2" else fetched.path,
         file=fetched.path,
