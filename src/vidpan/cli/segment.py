@@ -28,9 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video file(s) or folder(s) of frames")
-    p.add_argument(
-        "--weights", required=True, help="vidpan .safetensors, or a DVIS++ checkpoint with --preset"
-    )
+    p.add_argument("--weights", help="zoo name (`vidpan models`), hf://owner/repo[@rev]/file, .safetensors, or a DVIS++ checkpoint with --preset (default: the synthetic demo model)")  # fmt: skip
     p.add_argument("--preset", help="architecture preset (tiny, vits, vitb, vitl, vitg) for foreign weights")
     p.add_argument(
         "--mode", choices=["online", "offline", "long", "minvis"], help="default: the model's config"
@@ -58,6 +56,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from vidpan.errors import InputError
 
+    if args.weights is None:
+        from vidpan.hub.pretrained import default_weights
+
+        args.weights = default_weights()
     if args.task is not None or args.weights_vss is not None:
         from vidpan.inference.tasks import parse_tasks, segment_tasks
 
