@@ -43,7 +43,7 @@ def test_earlier_output_needs_overwrite_and_only_vidpan_files_are_replaced(tmp_p
     with OutputDirectory(target) as out:
         _write(out, "pred.json", "1")
         _write(out, "pan_pred/v/0.png", "1")
-    with pytest.raises(InputError, match="earlier vidpan run.*--overwrite"):
+    with pytest.raises(InputError, match=r"earlier vidpan run.*--overwrite"):
         OutputDirectory(target)
     with OutputDirectory(target, overwrite=True) as out:
         _write(out, "sem_pred/v/0.png", "2")
@@ -57,9 +57,11 @@ def test_a_user_file_with_an_output_name_is_never_replaced(tmp_path: Path) -> No
     target.mkdir()
     (target / "config.yaml").write_text("the user's own config")
     for overwrite in (False, True):
-        with pytest.raises(InputError, match="config.yaml already exists and was not written by vidpan"):
-            with OutputDirectory(target, overwrite=overwrite) as out:
-                out.file("config.yaml")
+        with (
+            pytest.raises(InputError, match=r"config\.yaml already exists and was not written by vidpan"),
+            OutputDirectory(target, overwrite=overwrite) as out,
+        ):
+            out.file("config.yaml")
         assert (target / "config.yaml").read_text() == "the user's own config"
         assert sorted(p.name for p in target.iterdir()) == ["config.yaml"]
 
@@ -104,9 +106,8 @@ def test_out_dot_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("where", ["/proc/x", "/proc/self/x/y"])
 def test_unwritable_location_is_a_one_line_error(where: str) -> None:
-    with pytest.raises(InputError, match=where):
-        with OutputDirectory(where):
-            pass
+    with pytest.raises(InputError, match=where), OutputDirectory(where):
+        pass
 
 
 def test_file_in_place_of_the_folder(tmp_path: Path) -> None:
