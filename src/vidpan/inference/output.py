@@ -153,7 +153,7 @@ class OutputDirectory:
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> None:
         assert self._work is not None
         if exc is None:
             try:
@@ -171,12 +171,11 @@ class OutputDirectory:
                 self._cleanup()
                 raise
             self._cleanup(keep_path=True)
-            return False
+            return
         self._abort_writers()
         self._cleanup()
         if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS and _is_under(exc, self._work.path):
             raise self._disk_error(exc) from None
-        return False
 
     def _disk_error(self, exc: OSError) -> InputError:
         return InputError(
