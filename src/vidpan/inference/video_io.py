@@ -155,7 +155,9 @@ class VideoFileSource(VideoSource):
             _check_pixels(int(ctx.height or 0), int(ctx.width or 0), max_pixels, self.path, "declared")
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             self.fps = float(rate) if rate and rate > 0 else DEFAULT_FOLDER_FPS
-            self.num_frames, self._count_from_header = _frame_count(container, stream, self.fps)
+            self.num_frames, self._count_from_header, self._duration = _frame_count(
+                container, stream, self.fps
+            )
             self.num_frames_exact = False
             # Decode the first frame: proves the stream is decodable, gives the true size and
             # the rotation (stream headers can lie about both).
@@ -196,9 +198,15 @@ class VideoFileSource(VideoSource):
                 path=self.path,
             ) from None
         # A shortfall usually means a truncated or damaged file whose demuxer stopped quietly.
-        tolerance = 0 if self._count_from_header else max(2, round(0.05 * self.num_frames))
+        # Without a header count, compare times, not counts: a variable-frame-rate stream
+        # decodes to a different count than duration x average rate but still reaches the end.
         self.incomplete = None
-        if self.num_frames and abs(index - self.num_frames) > tolerance:
+        if self._count_from_header:
+            short = index != self.num_frames
+        else:
+            end = times[-1] + 1.0 / self.fps if times else 0.0
+            short = self._duration > 0 and self._duration - end > max(2.0 / self.fps, 0.05 * self._duration)
+        if self.num_frames and short:
             what = (
                 "the container header's count" if self._count_from_header else "estimated from the duration"
             )
@@ -209,7 +217,7 @@ class VideoFileSource(VideoSource):
                 self.num_frames,
                 what,
             )
-            if index < self.num_frames:
+            if index < self.num_frames or not self._count_from_header:
                 self.incomplete = (
                     f"decoded {index} of {self.num_frames} frames ({what}): truncated or damaged file"
                 )
@@ -381,26 +389,26 @@ def _quarter_turns(rotation: float) -> int:
     return round(rotation / 90.0) % 4
 
 
-def _frame_count(container: Any, stream: Any, fps: float) -> tuple[int, bool]:
-    """(frame count, whether the header stated it): the header's count, else duration x fps,
-    else 0 (unknown)."""
-    if stream.frames and stream.frames > 0:
-        return int(stream.frames), True
+def _frame_count(container: Any, stream: Any, fps: float) -> tuple[int, bool, float]:
+    """(frame count, whether the header stated it, duration in seconds or 0): the header's count,
+    else duration x fps, else 0 (unknown)."""
     duration = None
     if stream.duration is not None and stream.time_base is not None:
         duration = float(stream.duration * stream.time_base)
     elif container.duration is not None:
         duration = container.duration / av.time_base
     if duration is None or not math.isfinite(duration) or duration <= 0:
-        return 0, False
-    return round(duration * fps), False
+        duration = 0.0
+    if stream.frames and stream.frames > 0:
+        return int(stream.frames), True, duration
+    return (round(duration * fps) if duration else 0), False, duration
 
 
 def _check_pixels(height: int, width: int, max_pixels: int, path: Path, what: str) -> None:
     if max_pixels and height * width > max_pixels:
         raise InputError(
             f"{what} frame size {width}x{height} ({height * width / 1e6:.1f} MP) is above the limit of "
-            f"{max_pixels / 1e6:.1f} MP (inference.max_input_pixels; raise it with "
+            f"{max_pixels:,} pixels (inference.max_input_pixels; raise it with "
             f"--set inference.max_input_pixels=N, 0 = no limit)",
             path=path,
         )
