@@ -295,6 +295,8 @@ def open_video(
         return FrameFolderSource(path, fps=folder_fps, max_pixels=max_pixels)
     if not path.exists():
         raise InputError("no such video file or frame folder", path=path)
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise InputError("not a regular file or folder (a pipe or device?)", path=path)
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
         raise InputError(
