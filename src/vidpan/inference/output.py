@@ -131,6 +131,8 @@ class OutputDirectory:
         self._spill: contextlib.ExitStack | None = None
         self._writers: list[FrameWriter] = []
         self.written: list[str] = []  # top-level names moved into ``path`` (after success)
+        # Extra JSON-able facts recorded in the manifest (e.g. inputs that decoded incompletely).
+        self.notes: dict[str, Any] = {}
 
     def __enter__(self) -> OutputDirectory:
         if self._work is not None or self.written:
@@ -236,7 +238,7 @@ class OutputDirectory:
             for name in staged:
                 os.replace(self._root / name, self.path / name)
                 moved_new.append(name)
-            atomic_write_json(self.path / MANIFEST, {"writer": "vidpan", "outputs": staged})
+            atomic_write_json(self.path / MANIFEST, {"writer": "vidpan", "outputs": staged, **self.notes})
         except BaseException:
             for name in moved_new:  # roll back: the earlier output comes back
                 with contextlib.suppress(OSError):
