@@ -18,7 +18,7 @@ from vidpan.errors import InputError
 from vidpan.utils.allocator import tune_malloc
 
 # Subcommand modules, in the order `vidpan --help` lists them.
-COMMANDS: tuple[str, ...] = ("segment", "eval", "train", "synth", "convert", "bench")
+COMMANDS: tuple[str, ...] = ("segment", "eval", "train", "synth", "convert", "bench", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
