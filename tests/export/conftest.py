@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from vidpan.config import Config
 from vidpan.data.synthetic import DIFFICULTIES, render_video, sample_scene
 from vidpan.demo import SHIPPED_WEIGHTS
-from vidpan.export.exporter import export_part
+from vidpan.export.exporter import export_part, trace
 from vidpan.export.manifest import sha256_file
 from vidpan.models.build import DVIS, build_dvis, load_pretrained
 from vidpan.models.checkpoint import convert_dvis_plus, load_state_dict_strict, read_checkpoint
@@ -39,9 +39,10 @@ class Exported:
 def _export_all(model: DVIS, config: Config, directory: Path, size: tuple[int, int], frames: int, weights: Path) -> None:
     digest = sha256_file(weights)
     for part in ("segmenter", "tracker-step"):
+        program = trace(model, config, part, size, frames)  # type: ignore[arg-type]
         for fmt, suffix in (("onnx", ".onnx"), ("torch-export", ".pt2")):
             export_part(model, config, part=part, size=size, fmt=fmt, out=directory / f"{part}{suffix}",  # type: ignore[arg-type]
-                        frames=frames, weights_sha256=digest)  # fmt: skip
+                        frames=frames, weights_sha256=digest, program=program)  # fmt: skip
 
 
 def _windows(num_frames: int, size: int) -> list[tuple[int, int]]:

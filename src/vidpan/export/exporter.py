@@ -137,6 +137,7 @@ def export_part(
     frames: int = 1,
     opset: int = DEFAULT_OPSET,
     weights_sha256: str | None = None,
+    program: torch.export.ExportedProgram | None = None,
 ) -> ExportManifest:
     """Export ``part`` of ``model`` for frames of ``size`` (H, W) to ``out``; returns the manifest.
 
@@ -150,6 +151,8 @@ def export_part(
         frames: T of the segmenter's input (ignored for the tracker step).
         opset: ONNX opset.
         weights_sha256: recorded in the manifest (the engine checks it against its weights).
+        program: a :func:`trace` of the same part, size and frames, to export both formats
+            from one trace.
     """
     if part not in PARTS:
         raise InputError(f"--part: expected one of {', '.join(PARTS)}, got {part!r}")
@@ -162,12 +165,13 @@ def export_part(
         raise InputError(f"--frames: expected a positive number, got {frames}")
     if part == "tracker-step":
         frames = 1
-    was_training = model.training
-    model.eval()
-    try:
-        program = trace(model, config, part, size, frames)
-    finally:
-        model.train(was_training)
+    if program is None:
+        was_training = model.training
+        model.eval()
+        try:
+            program = trace(model, config, part, size, frames)
+        finally:
+            model.train(was_training)
     in_names, out_names = (
         (SEGMENTER_INPUTS, SEGMENTER_OUTPUTS) if part == "segmenter" else (TRACKER_INPUTS, TRACKER_OUTPUTS)
     )
