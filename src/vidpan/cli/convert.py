@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vidpan.config import load_config
-from vidpan.errors import InputError
-from vidpan.models.convert import FORMATS, convert_to_native
+# The checkpoint formats of ``vidpan.models.convert.FORMATS`` (spelled out here so that
+# ``vidpan --help`` does not import torch; a test keeps the two equal).
+FORMATS = ("dvis-plus", "dinov2", "hf-dinov2")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vidpan.config import load_config
+    from vidpan.errors import InputError
+    from vidpan.models.convert import convert_to_native
+
     if args.out.suffix != ".safetensors":
         raise InputError("output must end in .safetensors", path=args.out)
     config = load_config(args.preset, args.overrides)

@@ -16,24 +16,8 @@ run leaves nothing behind):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
-
-from vidpan.config import save_yaml
-from vidpan.data.categories import CategoryMapping
-from vidpan.errors import InputError
-from vidpan.inference.output import FrameWriter, OutputDirectory
-from vidpan.inference.predictor import VideoPredictor
-from vidpan.inference.video_io import open_video
-from vidpan.inference.writers import (
-    FrameJSONWriter,
-    OverlayVideoWriter,
-    SemanticPNGWriter,
-    VIPSegSubmissionWriter,
-    YTVISResultsWriter,
-)
-from vidpan.models.convert import load_for_inference
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -72,6 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vidpan.errors import InputError
+
     if args.task is not None or args.weights_vss is not None:
         from vidpan.inference.tasks import parse_tasks, segment_tasks
 
@@ -87,62 +73,33 @@ def run(args: argparse.Namespace) -> int:
             ):  # fmt: skip
                 print(line)
             return 0
-    # Validate everything cheap before loading the model or touching the output directory.
-    sources = [open_video(path) for path in args.inputs]
-    names = [s.name for s in sources]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InputError(f"several inputs have the same video name {duplicates}: outputs would collide")
-    config, model = load_for_inference(args.weights, preset=args.preset, overrides=args.overrides)
-    categories = (
-        CategoryMapping.from_file(args.categories)
-        if args.categories
-        else CategoryMapping.from_model_config(config.model)
+    from vidpan.inference.segment_job import SegmentOptions, load_segmenter, open_inputs, segment_to_dir
+
+    options = SegmentOptions(
+        weights=args.weights,
+        preset=args.preset,
+        mode=args.mode,
+        task=args.task,
+        device=args.device,
+        precision=args.precision,
+        categories=args.categories,
+        overrides=tuple(args.overrides),
+        overlay=args.overlay,
+        stream=args.stream,
+        progress=not args.no_progress and sys.stderr.isatty(),
     )
-    if args.categories and categories.num_things != config.model.num_things:
-        raise InputError(
-            f"{categories.num_things} thing categories but the model has {config.model.num_things}",
-            path=args.categories,
+    sources = open_inputs(args.inputs)  # before the model loads, so a typo fails fast
+    loaded = load_segmenter(options)
+    report = segment_to_dir(loaded, sources, args.out, options)
+    for v in report.videos:
+        print(
+            f"{v.name}: {v.num_frames} frames {v.width}x{v.height}, "
+            f"{v.num_segments} segments, {v.frames_per_second:.2f} frames/s ({report.mode}, {report.task})"
         )
-    predictor = VideoPredictor(
-        model, config, device=args.device, precision=args.precision, categories=categories
-    )
-    task = args.task or config.inference.task
-    mode = args.mode or config.inference.mode
-    resolved = dataclasses.replace(
-        config, inference=dataclasses.replace(config.inference, task=task, mode=mode)
-    )
-    total_frames, total_seconds = 0, 0.0
-    with OutputDirectory(args.out) as out:
-        writers: list[FrameWriter] = [FrameJSONWriter(out, labels=categories)]
-        if task == "vps":
-            writers.append(VIPSegSubmissionWriter(out, labels=categories))
-        elif task == "vss":
-            writers.append(SemanticPNGWriter(out, labels=categories))
-        else:
-            writers.append(YTVISResultsWriter(out, labels=categories))
-        if args.overlay:
-            writers.append(OverlayVideoWriter(out, labels=categories))
-        save_yaml(resolved, out.file("config.yaml"))
-        for source in sources:
-            prediction = predictor.predict(
-                source,
-                mode=mode,
-                task=task,
-                postprocess="stream" if args.stream else "video",
-                writers=writers,
-                keep_frames=False,
-                progress=not args.no_progress and sys.stderr.isatty(),
-            )
-            total_frames += prediction.num_frames
-            total_seconds += prediction.seconds
-            print(
-                f"{prediction.name}: {prediction.num_frames} frames {prediction.width}x{prediction.height}, "
-                f"{len(prediction.segments)} segments, {prediction.frames_per_second:.2f} frames/s ({mode}, {task})"
-            )
-    rate = total_frames / total_seconds if total_seconds else 0.0
+    rate = report.num_frames / report.seconds if report.seconds else 0.0
     print(
-        f"done: {len(sources)} video(s), {total_frames} frames in {total_seconds:.1f} s ({rate:.2f} frames/s)"
+        f"done: {len(report.videos)} video(s), {report.num_frames} frames in {report.seconds:.1f} s "
+        f"({rate:.2f} frames/s)"
     )
     print(f"outputs in {args.out}/:")
     for path in sorted(p for p in args.out.rglob("*") if p.is_file() and p.parent == args.out):

@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 
 from vidpan.errors import InputError
-from vidpan.training.config import FINAL_MODEL_NAME, load_train_configs
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vidpan.training.config import FINAL_MODEL_NAME, load_train_configs
     from vidpan.training.distributed import init_distributed, shutdown
     from vidpan.training.evaluation import make_evaluator
     from vidpan.training.trainer import Trainer, preflight
