@@ -232,3 +232,17 @@ def with_exported(model: DVIS, segmenter: ExportedSegmenter, tracker: ExportedTr
         num_things=model.num_things,
         class_names=model.class_names,
     )
+
+
+def use_exported(
+    model: DVIS, directory: str | Path | None, *, weights: str | Path | None = None, device: str = "cpu",
+    precision: str = "fp32",
+) -> DVIS:  # fmt: skip
+    """``vidpan segment --engine onnxruntime --exported DIR``: ``model`` with its segmenter and
+    tracker replaced by the ONNX files of ``directory`` (checked against ``weights``)."""
+    if directory is None:
+        raise InputError("--engine onnxruntime needs --exported DIR (written by `vidpan export`)")
+    if precision != "fp32":
+        raise InputError(f"--engine onnxruntime runs the exported float32 graphs; got --precision {precision}")
+    segmenter, tracker = load_exported(directory, fmt="onnx", device=device, weights=weights)
+    return with_exported(model, segmenter, tracker)

@@ -45,6 +45,8 @@ class SegmentOptions:
     overlay: bool = False
     stream: bool = False
     progress: bool = False
+    engine: str = "torch"  # torch | onnxruntime (exported segmenter + tracker step, vidpan.export)
+    exported: Path | None = None  # --engine onnxruntime: the directory written by `vidpan export`
 
 
 @dataclass
@@ -107,6 +109,11 @@ def load_segmenter(options: SegmentOptions) -> LoadedSegmenter:
             f"{categories.num_things} thing categories but the model has {config.model.num_things}",
             path=options.categories,
         )
+    if options.engine == "onnxruntime":
+        from vidpan.export.engine import use_exported
+
+        model = use_exported(model, options.exported, weights=options.weights, device=options.device,
+                             precision=options.precision)  # fmt: skip
     predictor = VideoPredictor(
         model, config, device=options.device, precision=options.precision, categories=categories
     )
