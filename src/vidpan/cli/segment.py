@@ -59,6 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. inference.window_size=5 (repeatable)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--engine", choices=["torch", "onnxruntime"], default="torch",
+                   help="onnxruntime: the segmenter + tracker step exported by `vidpan export` (--exported)")  # fmt: skip
+    p.add_argument("--exported", type=Path, help="--engine onnxruntime: directory written by `vidpan export`")
     p.set_defaults(func=run)
 
 
@@ -76,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         if len(tasks) > 1 or args.vss_from == "panoptic" or args.weights_vss is not None:
             if args.stream:
                 raise InputError("--stream is not available with several tasks or --vss-from panoptic")
+            if args.engine != "torch":
+                raise InputError(f"--engine {args.engine} is not available with several tasks or --vss-from panoptic")
             for line in segment_tasks(
                 args.inputs, weights=args.weights, tasks=tasks, out_dir=args.out, weights_vss=args.weights_vss,
                 vss_from=args.vss_from, preset=args.preset, mode=args.mode, device=args.device,
@@ -106,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         stream=args.stream,
         progress=not args.no_progress and sys.stderr.isatty(),
         overwrite=args.overwrite,
+        engine=args.engine,
+        exported=args.exported,
     )
     # Before the model loads, so a typo fails fast.
     sources = open_inputs(args.inputs, max_pixels=max_pixels_override(args.overrides))
