@@ -101,3 +101,22 @@ def test_linear_keeps_nn_linear_parameters_and_keys() -> None:
     assert isinstance(ours, nn.Linear)
     assert ours.state_dict().keys() == theirs.state_dict().keys()
     torch.testing.assert_close(ours.weight, theirs.weight, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(7, 16), (2, 5, 16)])
+def test_fused_relu_and_residual_equal_the_unfused_ops(shape: tuple[int, ...], bias: bool) -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(*shape, generator=g)
+    w = torch.randn(24, 16, generator=g)
+    b = torch.randn(24, generator=g) if bias else None
+    residual = torch.randn(*shape[:-1], 24, generator=g)
+    with torch.inference_mode():
+        torch.testing.assert_close(linear(x, w, b, relu=True), F.relu(F.linear(x, w, b)), atol=1e-5, rtol=1e-5)
+        got = linear(x, w, b, residual=residual)
+        torch.testing.assert_close(got, F.linear(x, w, b) + residual, atol=1e-5, rtol=1e-5)
+        # A residual of another shape or layout takes the unfused path, same values.
+        strided = residual.transpose(0, -1).contiguous().transpose(0, -1)
+        torch.testing.assert_close(linear(x, w, b, residual=strided), F.linear(x, w, b) + residual)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        linear(x, w, b, relu=True, residual=residual)

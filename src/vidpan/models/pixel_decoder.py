@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidpan.layers.position_encoding import sine_position_encoding
-from vidpan.ops.linear import Linear
+from vidpan.ops.linear import Linear, linear
 from vidpan.ops.ms_deform_attn import MSDeformAttn
 from vidpan.structures import FeaturePyramid
 
@@ -89,8 +89,10 @@ class DeformableEncoderLayer(nn.Module):
         spatial_shapes: list[tuple[int, int]],
     ) -> torch.Tensor:
         """x: [N, S, C] (S tokens of all levels); pos: [1, S, C]; reference_points: [N, S, L, 2]."""
-        x = self.norm1(x + self.self_attn(x + pos, reference_points, x, spatial_shapes))
-        return self.norm2(x + self.linear2(F.relu(self.linear1(x))))
+        # Residual adds and the FFN's ReLU are fused into the products where the op allows.
+        x = self.norm1(self.self_attn(x + pos, reference_points, x, spatial_shapes, residual=x))
+        hidden = linear(x, self.linear1.weight, self.linear1.bias, relu=True)
+        return self.norm2(linear(hidden, self.linear2.weight, self.linear2.bias, residual=x))
 
 
 def encoder_reference_points(spatial_shapes: list[tuple[int, int]], device: torch.device) -> torch.Tensor:

@@ -66,20 +66,47 @@ def _use_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return onednn_available()
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    relu: bool = False,
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``F.linear`` (``x @ weight.T + bias``), through oneDNN where that is safe (module docstring).
 
     Args:
         x: [..., C_in].
         weight: [C_out, C_in].
         bias: [C_out] or None.
+        relu: apply a ReLU to the result (fused into the product on the oneDNN path).
+        residual: [..., C_out] added to the result (fused on the oneDNN path); not with ``relu``.
 
     Returns:
-        [..., C_out].
+        [..., C_out]: ``relu(x @ weight.T + bias)`` or ``(x @ weight.T + bias) + residual``.
     """
-    if _use_onednn(x, weight, bias):
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-    return F.linear(x, weight, bias)
+    if relu and residual is not None:
+        raise ValueError("linear: relu and residual cannot be combined")
+    if _use_onednn(x, weight, bias) and (residual is None or _fusable_residual(residual, x, weight)):
+        if residual is not None:
+            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, bias, "add")
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu" if relu else "none", [], "")
+    out = F.linear(x, weight, bias)
+    if relu:
+        return F.relu(out)
+    return out if residual is None else out + residual
+
+
+def _fusable_residual(residual: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """oneDNN's fused add wants a float32 CPU tensor of exactly the output's shape."""
+    return (
+        residual.device.type == "cpu"
+        and residual.dtype == torch.float32
+        and not residual.requires_grad
+        and residual.shape == (*x.shape[:-1], weight.shape[0])
+        and residual.is_contiguous()
+    )
 
 
 class Linear(nn.Linear):
