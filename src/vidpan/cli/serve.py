@@ -41,7 +41,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import contextlib
-    import signal
     import tempfile
     import threading
 
@@ -71,14 +70,7 @@ def run(args: argparse.Namespace) -> int:
             predictor=predictor, limits=limits, work_dir=work_dir.resolve(), device_lock=threading.Lock()
         )
         print(f"vidpan serve: {args.weights} on http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
-        # SIGTERM stops the server like Ctrl+C does (Gradio closes, the work directory is deleted).
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            launch(server, host=args.host, port=args.port, quiet=args.quiet)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        # SIGTERM / SIGHUP arrive as KeyboardInterrupt (vidpan.cli.main): Gradio closes, the
+        # work directory is deleted.
+        launch(server, host=args.host, port=args.port, quiet=args.quiet)
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
