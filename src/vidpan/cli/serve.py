@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "synthetic_tiny" / "model.safetensors"
+DEFAULT_WEIGHTS = "synthetic-tiny"  # the zoo name of the model shipped in the package
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,8 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS),
-                   help="model weights (default: the shipped synthetic_tiny model)")  # fmt: skip
+    p.add_argument("--weights", default=DEFAULT_WEIGHTS,
+                   help="weights: a file, a zoo name (`vidpan models`) or hf://owner/repo/path "
+                        "(default: synthetic-tiny, the model shipped in the package)")  # fmt: skip
     p.add_argument("--preset", help="architecture preset for foreign weights (as vidpan segment)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
