@@ -48,6 +48,6 @@ def assert_same_tree(a: Path, b: Path) -> None:
 def assert_same_outputs(out: Path, reference: Path) -> None:
     """Every video folder of ``out`` equals the reference's; nothing half-written is left."""
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == NAMES
-    assert not list(out.glob(".*.partial")), "a temporary folder was left behind"
+    assert not list(out.rglob(".vidpan-partial-*")), "a work folder was left behind"
     for name in NAMES:
         assert_same_tree(out / name, reference / name)

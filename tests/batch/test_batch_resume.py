@@ -30,7 +30,7 @@ def test_sigkill_then_resume(videos: Path, reference: Path, tmp_path: Path) -> N
     try:
         manifest = out / "manifest.jsonl"
         _wait_for(lambda: manifest.is_file() and manifest.read_text().count("\n") == 1, proc)
-        _wait_for(lambda: bool(list(out.glob(f".{NAMES[1]}.*.partial"))), proc)
+        _wait_for(lambda: bool(list(out.glob(f"{NAMES[1]}/.vidpan-partial-*"))), proc)
         time.sleep(0.5)
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
@@ -38,8 +38,8 @@ def test_sigkill_then_resume(videos: Path, reference: Path, tmp_path: Path) -> N
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name[0] != ".") == [NAMES[0]]
-    assert list(out.glob(f".{NAMES[1]}.*.partial"))  # the killed attempt's temporary folder
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == NAMES[:2]
+    assert [p.name[:15] for p in (out / NAMES[1]).iterdir()] == [".vidpan-partial"]  # only the killed work
     with open(manifest, "a") as f:
         f.write('{"video": "0001_synth", "sta')  # and a torn line, as a kill mid-append leaves
     first = read_records(manifest_files(out))

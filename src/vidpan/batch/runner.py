@@ -78,9 +78,15 @@ class Distributed:
 
 
 def plan_batch(
-    items: list[VideoItem], out_dir: Path, options: SegmentOptions, *, sha256: bool = False
+    items: list[VideoItem],
+    out_dir: Path,
+    options: SegmentOptions,
+    *,
+    sha256: bool = False,
+    redo: bool = False,
 ) -> BatchPlan:
-    """Which of ``items`` need work, given the manifest files already in ``out_dir``."""
+    """Which of ``items`` need work, given the manifest files already in ``out_dir``
+    (``redo``: all of them)."""
     chash = config_hash(options)
     last = latest(read_records(manifest_files(out_dir))) if out_dir.is_dir() else {}
     plan = BatchPlan(config_hash=chash)
@@ -102,7 +108,7 @@ def plan_batch(
             )
             continue
         record = last.get(item.name)
-        if record is not None and is_finished(record, identity, chash, out_dir):
+        if not redo and record is not None and is_finished(record, identity, chash, out_dir):
             plan.skipped.append(record)
         else:
             plan.todo.append((item, identity))
@@ -154,6 +160,7 @@ def run_batch(
     *,
     engine: str = "torch",
     sha256: bool = False,
+    redo: bool = False,
     ray_address: str | None = None,
     workers: int | None = None,
     gpus_per_worker: float = 0.0,
@@ -170,7 +177,7 @@ def run_batch(
         items = shard(items, dist.rank, dist.world_size)
         _init_gloo()
     t0 = time.perf_counter()
-    plan = plan_batch(items, out_dir, options, sha256=sha256)
+    plan = plan_batch(items, out_dir, options, sha256=sha256, redo=redo)
     loaded = None
     if engine != "ray" and plan.todo:
         from vidpan.inference.segment_job import load_segmenter
