@@ -56,6 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
                    help="CPU threads (default auto: 1 for small models such as the demo model, else the "
                         "available CPUs; docs/performance.md)")  # fmt: skip
+    p.add_argument("--profile", action="store_true", help="print where the time went, per stage")
     p.add_argument(
         "--categories", type=Path, help="category JSON (e.g. panoVIPSeg_categories.json) naming the classes"
     )
@@ -150,8 +151,17 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_segmenter(options)
     from vidpan.utils.threads import apply_threads
 
-    apply_threads(args.threads, num_params=sum(p.numel() for p in loaded.predictor.model.parameters()))
-    report = segment_to_dir(loaded, sources, args.out, options)
+    model = loaded.predictor.model
+    threads = apply_threads(args.threads, num_params=sum(p.numel() for p in model.parameters())).threads
+    if args.profile:
+        from vidpan.inference.profile import profile_run
+
+        with profile_run(model, threads) as prof:
+            report = segment_to_dir(loaded, sources, args.out, options)
+        for v in report.videos:
+            prof.add_pipeline(v.timings, v.num_frames)
+    else:
+        report = segment_to_dir(loaded, sources, args.out, options)
     for v in report.videos:
         print(
             f"{v.name}: {v.num_frames} frames {v.width}x{v.height}, "
@@ -173,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"vidpan segment: warning: {reason}; its outputs cover the decoded frames only", file=sys.stderr
         )
+    if args.profile:
+        print(prof.table())
     if report.incomplete and not args.allow_partial:
         return 3
     return 0
