@@ -54,6 +54,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
+                   help="CPU threads (default auto: 1 for small models such as the demo model, else the "
+                        "available CPUs; docs/performance.md)")  # fmt: skip
+    p.add_argument("--profile", action="store_true", help="print where the time went, per stage")
     p.add_argument(
         "--categories", type=Path, help="category JSON (e.g. panoVIPSeg_categories.json) naming the classes"
     )
@@ -76,6 +80,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--hash-inputs", action="store_true",
                    help="batch: also identify inputs by sha256 (default: path, size and mtime)")  # fmt: skip
     p.set_defaults(func=run)
+
+
+def _threads(text: str) -> int | None:
+    from vidpan.utils.threads import parse_threads
+
+    try:
+        return parse_threads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or auto, got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,7 +152,19 @@ def run(args: argparse.Namespace) -> int:
     # Before the model loads, so a typo fails fast.
     sources = open_inputs(args.inputs, max_pixels=max_pixels_override(args.overrides))
     loaded = load_segmenter(options)
-    report = segment_to_dir(loaded, sources, args.out, options)
+    from vidpan.utils.threads import apply_threads
+
+    model = loaded.predictor.model
+    threads = apply_threads(args.threads, num_params=sum(p.numel() for p in model.parameters())).threads
+    if args.profile:
+        from vidpan.inference.profile import profile_run
+
+        with profile_run(model, threads) as prof:
+            report = segment_to_dir(loaded, sources, args.out, options)
+        for v in report.videos:
+            prof.add_pipeline(v.timings, v.num_frames)
+    else:
+        report = segment_to_dir(loaded, sources, args.out, options)
     for v in report.videos:
         print(
             f"{v.name}: {v.num_frames} frames {v.width}x{v.height}, "
@@ -161,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"vidpan segment: warning: {reason}; its outputs cover the decoded frames only", file=sys.stderr
         )
+    if args.profile:
+        print(prof.table())
     if report.incomplete and not args.allow_partial:
         return 3
     return 0
