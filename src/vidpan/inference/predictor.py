@@ -129,8 +129,11 @@ class VideoPredictor:
         overrides: Sequence[str] = (),
         categories: CategoryMapping | None = None,
     ) -> VideoPredictor:
-        """Load a native vidpan checkpoint (``.safetensors`` with its config) and wrap it."""
-        config, model = load_pretrained(path, overrides=overrides)
+        """Load weights — a zoo name (``vidpan models``), ``hf://owner/repo[@rev]/file`` (downloaded,
+        verified, converted once: :mod:`vidpan.hub`) or a native ``.safetensors`` — and wrap them."""
+        from vidpan.hub.resolve import resolve_weights
+
+        config, model = load_pretrained(resolve_weights(path).path, overrides=overrides)
         return cls(model, config, device=device, precision=precision, categories=categories)
 
     # -- public API ---------------------------------------------------------------------------

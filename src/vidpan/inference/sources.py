@@ -34,6 +34,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from vidpan.config import DEFAULT_MAX_INPUT_PIXELS
 from vidpan.errors import InputError
 from vidpan.inference.video_io import DEFAULT_FOLDER_FPS, VideoSource, open_video
 
@@ -42,13 +43,19 @@ _EPS = 1e-6  # seconds / ticks: nominal frame times are ratios of integers
 
 
 def open_source(
-    spec: str | Path, *, span: Span | None = None, stdin: BinaryIO | None = None, timeout: float = 10.0
+    spec: str | Path,
+    *,
+    span: Span | None = None,
+    stdin: BinaryIO | None = None,
+    timeout: float = 10.0,
+    max_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
 ) -> VideoSource:
     """Open ``spec`` (a path, ``-`` for stdin, a URL or ``/dev/videoN``) and apply ``span``.
 
     Args:
         stdin: the stream ``-`` reads (default ``sys.stdin.buffer``).
         timeout: seconds FFmpeg waits on a network source before giving up.
+        max_pixels: frames larger than this are refused (``inference.max_input_pixels``, 0 = no limit).
     """
     text = str(spec)
     source: VideoSource
@@ -62,7 +69,13 @@ def open_source(
             raise InputError("no such capture device", path=text)
         source = StreamSource(text, name=Path(text).name, label=text, format="v4l2")
     else:
-        source = open_video(spec)
+        source = open_video(spec, max_pixels=max_pixels)
+    if max_pixels and source.height * source.width > max_pixels:  # streams: from the first frame
+        raise InputError(
+            f"frame size {source.width}x{source.height} is above the limit of {max_pixels:,} pixels "
+            "(inference.max_input_pixels; raise it with --set inference.max_input_pixels=N, 0 = no limit)",
+            path=text,
+        )
     if span is not None and span.active:
         source = SpanSource(source, span)
     return source
