@@ -109,7 +109,10 @@ class LongMode(ModeRunner):
         st.refined_sum = chunk_probs if st.refined_sum is None else st.refined_sum + chunk_probs
         st.refined_frames += emit_to - emit_from
         assert st.tracker_sum is not None
-        class_logits = (st.refined_sum / st.refined_frames).log()  # softmax(log p) = p
+        if st.chunks == 0:  # exactly the refiner's logits: one chunk = offline, bit for bit
+            class_logits = refined.class_logits[0, 0].float()
+        else:
+            class_logits = (st.refined_sum / st.refined_frames).log()  # softmax(log p) = p
         aux = st.tracker_sum / st.tracker_frames
         results = decide(ctx, self.task, class_logits, aux, [masks], st.geometry, stable=True)
         if self.task == "vps":
