@@ -165,6 +165,12 @@ def resolve_weights(
         )
     if source.format == "native":
         raise InputError(f"{parsed.text}: not a vidpan weights file", path=source.file)
+    if source.format is None and source.file.suffix == ".safetensors" and preset is None and config is None:
+        raise InputError(
+            f"{parsed.text}: not a vidpan weights file: for a DVIS++ safetensors pass --preset; for a "
+            "Hugging Face DINOv2 use `vidpan convert ... --format hf-dinov2`",
+            path=source.file,
+        )
     target = target_config(parsed, preset=preset, overrides=overrides, config=config)
     out = (
         source.cache_folder
