@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpan.errors import InputError
-from vidpan.evaluation.evaluator import evaluate_vps, evaluate_vss
-from vidpan.evaluation.results import VPSResult, VSSResult
-from vidpan.evaluation.vpq import VPQ_WINDOWS
-from vidpan.utils.atomic import atomic_write_json
+
+if TYPE_CHECKING:
+    from vidpan.evaluation.results import VPSResult, VSSResult
 
 
 def _workers(text: str) -> int:
@@ -95,6 +94,8 @@ def _fmt(x: float, scale: float = 1.0, digits: int = 4) -> str:
 
 
 def format_vps(result: VPSResult, *, per_class: bool = False) -> str:
+    from vidpan.evaluation.vpq import VPQ_WINDOWS
+
     """A readable table of a VPS result."""
     lines = [
         f"{'window k':>9} {'VPQ':>9} {'VPQ_th':>9} {'VPQ_st':>9} {'classes':>8} {'windows':>8}",
@@ -139,6 +140,8 @@ def format_vss(result: VSSResult) -> str:
 
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    from vidpan.utils.atomic import atomic_write_json
+
     try:
         atomic_write_json(path, obj)
     except OSError as exc:
@@ -146,6 +149,8 @@ def _write_json(path: Path, obj: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vidpan.evaluation.evaluator import evaluate_vps, evaluate_vss
+
     if args.task == "coco-panoptic":
         from vidpan.evaluation.coco_panoptic import evaluate_coco_panoptic, format_coco_panoptic
 

@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 
 from vidpan.errors import InputError
-from vidpan.training.config import FINAL_MODEL_NAME, load_train_configs
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vidpan.training.config import FINAL_MODEL_NAME, load_train_configs
     from vidpan.training.distributed import init_distributed, shutdown
     from vidpan.training.evaluation import make_evaluator
     from vidpan.training.trainer import Trainer, preflight
@@ -77,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
                         f"stage {cfg.stage.name}: already trained ({cfg.run_dir / FINAL_MODEL_NAME}), skipped"
                     )
                 continue
-            result = Trainer(cfg, resume=args.resume, evaluate=evaluate, dist_ctx=ctx).run()
+            try:
+                result = Trainer(cfg, resume=args.resume, evaluate=evaluate, dist_ctx=ctx).run()
+            except FloatingPointError as exc:  # non-finite loss or matching cost: one line, exit 2
+                raise InputError(f"training stopped: {exc}") from None
             if main:
                 print(
                     f"stage {cfg.stage.name or cfg.name}: {result.iteration} iterations -> {result.final_model}"

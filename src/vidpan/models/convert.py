@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+import torch
+
 from vidpan.config import Config, ViTConfig, apply_overrides, load_config
 from vidpan.errors import InputError
 from vidpan.models.backbone.vit import build_vit
@@ -34,6 +36,7 @@ from vidpan.models.checkpoint import (
     add_prefix,
     convert_dinov2_official,
     convert_dvis_plus,
+    damaged_safetensors,
     infer_vit_config,
     load_hf_dinov2_dir,
     load_native,
@@ -190,6 +193,14 @@ def load_for_inference(
             }
             config = dataclasses.replace(config, model=dataclasses.replace(config.model, **labels))
     else:
+        if weights.suffix.lower() == ".safetensors":
+            from safetensors import safe_open
+
+            try:  # unreadable: say it is damaged, not that it needs --preset
+                with safe_open(str(weights), "pt"):
+                    pass
+            except Exception as exc:
+                raise damaged_safetensors(weights, exc) from None
         if preset is None:
             raise InputError(
                 "not a vidpan weights file: pass --preset (e.g. vitl) to load a DVIS++ / Mask2Former "
@@ -199,6 +210,11 @@ def load_for_inference(
         config = load_config(preset)
         state = convert_weights(weights, "dvis-plus", config)
     config = apply_overrides(config, list(overrides))
+    for key, tensor in state.items():  # NaN / inf weights would only give garbage masks
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InputError(
+                f"weight {key} holds NaN or inf values: a damaged or diverged checkpoint", path=weights
+            )
     parts = parts_in_state(state)
     if "segmenter" not in parts or not any(k.startswith("segmenter.decoder.") for k in state):
         raise InputError(
