@@ -68,7 +68,7 @@ class ConvNorm(nn.Conv2d):
             x = self.norm(pointwise_conv(x, self.weight, self.bias))
         else:
             x = self.norm(super().forward(x))
-        return F.relu(x) if self.relu else x
+        return F.relu(x, inplace=True) if self.relu else x  # x is the norm's fresh output
 
 
 class DeformableEncoderLayer(nn.Module):
@@ -285,7 +285,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             encoded = self.transformer(projected)  # [1/32, 1/16, 1/8]
             lateral = self.adapter_1(features.res2.float())
             up = F.interpolate(encoded[-1], size=lateral.shape[-2:], mode="bilinear", align_corners=False)
-            stride4 = self.layer_1(lateral + up)
+            stride4 = self.layer_1(lateral.add_(up))  # lateral: the norm's fresh output
             mask_features = pointwise_conv(stride4, self.mask_features.weight, self.mask_features.bias)
             return PixelDecoderOutput(
                 mask_features=mask_features.contiguous(), multi_scale_features=tuple(encoded)
