@@ -19,7 +19,9 @@ from vidpan.utils.allocator import tune_malloc
 from vidpan.utils.signals import Terminated, terminate_as_interrupt
 
 # Subcommand modules, in the order `vidpan --help` lists them.
-COMMANDS: tuple[str, ...] = ("segment", "eval", "train", "synth", "convert", "bench")
+COMMANDS: tuple[str, ...] = (
+    "segment", "eval", "train", "synth", "convert", "bench", "export", "serve", "models", "push",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,10 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video file(s) or folder(s) of frames")
-    p.add_argument(
-        "--weights", required=True, help="vidpan .safetensors, or a DVIS++ checkpoint with --preset"
-    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="video file(s) or folder(s) of frames")
+    p.add_argument("--weights", help="zoo name (`vidpan models`), hf://owner/repo[@rev]/file, .safetensors, or a DVIS++ checkpoint with --preset (default: the synthetic demo model)")  # fmt: skip
     p.add_argument("--preset", help="architecture preset (tiny, vits, vitb, vitl, vitg) for foreign weights")
     p.add_argument(
         "--mode", choices=["online", "offline", "long", "minvis"], help="default: the model's config"
@@ -61,11 +59,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. inference.window_size=5 (repeatable)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--engine", choices=["torch", "onnxruntime", "ray"], default="torch",
+                   help="torch: this process (or each torchrun rank); onnxruntime: the segmenter + tracker step "
+                        "exported by `vidpan export` (--exported); ray: Ray actors (--video-list)")  # fmt: skip
+    p.add_argument("--exported", type=Path, help="--engine onnxruntime: directory written by `vidpan export`")
+    b = p.add_argument_group("batches (docs/batch.md)")
+    b.add_argument("--video-list", metavar="FILE|DIR|GLOB",
+                   help="batch: a text file of paths, a folder of videos or a glob; writes OUT/<video>/ "
+                        "per video and OUT/manifest.jsonl, skips videos finished by an earlier run")  # fmt: skip
+    b.add_argument(
+        "--ray-address", help="ray: auto or HOST:PORT of a running cluster (default: start one here)"
+    )
+    b.add_argument("--workers", type=int, help="ray: number of actors (default: as many as the cluster fits)")
+    b.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs each actor reserves")
+    b.add_argument("--hash-inputs", action="store_true",
+                   help="batch: also identify inputs by sha256 (default: path, size and mtime)")  # fmt: skip
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from vidpan.errors import InputError
+
+    if args.weights is None:
+        from vidpan.hub.pretrained import default_weights
+
+        args.weights = default_weights()
+    if args.video_list is not None or args.engine == "ray":
+        from vidpan.batch.command import run_batch_command
+
+        return run_batch_command(args)
+    if not args.inputs:
+        raise InputError("give INPUT video(s) or --video-list")
 
     if args.task is not None or args.weights_vss is not None:
         from vidpan.inference.tasks import parse_tasks, segment_tasks
@@ -74,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         if len(tasks) > 1 or args.vss_from == "panoptic" or args.weights_vss is not None:
             if args.stream:
                 raise InputError("--stream is not available with several tasks or --vss-from panoptic")
+            if args.engine != "torch":
+                raise InputError(f"--engine {args.engine} is not available with several tasks or --vss-from panoptic")
             for line in segment_tasks(
                 args.inputs, weights=args.weights, tasks=tasks, out_dir=args.out, weights_vss=args.weights_vss,
                 vss_from=args.vss_from, preset=args.preset, mode=args.mode, device=args.device,
@@ -104,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         stream=args.stream,
         progress=not args.no_progress and sys.stderr.isatty(),
         overwrite=args.overwrite,
+        engine=args.engine,
+        exported=args.exported,
     )
     # Before the model loads, so a typo fails fast.
     sources = open_inputs(args.inputs, max_pixels=max_pixels_override(args.overrides))

@@ -47,6 +47,8 @@ class SegmentOptions:
     stream: bool = False
     progress: bool = False
     overwrite: bool = False  # replace vidpan's own earlier outputs in the output folder
+    engine: str = "torch"  # torch | onnxruntime (exported segmenter + tracker step, vidpan.export)
+    exported: Path | None = None  # --engine onnxruntime: the directory written by `vidpan export`
 
 
 @dataclass
@@ -112,6 +114,11 @@ def load_segmenter(options: SegmentOptions) -> LoadedSegmenter:
             f"{categories.num_things} thing categories but the model has {config.model.num_things}",
             path=options.categories,
         )
+    if options.engine == "onnxruntime":
+        from vidpan.export.engine import use_exported
+
+        model = use_exported(model, options.exported, weights=options.weights, device=options.device,
+                             precision=options.precision)  # fmt: skip
     predictor = VideoPredictor(
         model, config, device=options.device, precision=options.precision, categories=categories
     )

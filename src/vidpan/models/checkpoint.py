@@ -161,8 +161,11 @@ def _as_state_dict(obj: Any, path: str | Path) -> StateDict:
     for key, value in obj.items():
         if isinstance(value, torch.Tensor):
             state[str(key)] = value
-        elif isinstance(value, np.ndarray):
-            state[str(key)] = torch.from_numpy(np.ascontiguousarray(value))
+        elif isinstance(value, (np.ndarray, np.generic)):
+            # ``np.ascontiguousarray`` returns ndim >= 1: keep 0-d arrays and NumPy scalars (BatchNorm
+            # ``num_batches_tracked`` in detectron2 pickles) 0-d, as the model's buffers are.
+            array = np.asarray(value)
+            state[str(key)] = torch.from_numpy(np.ascontiguousarray(array).reshape(array.shape))
         else:
             bad.append(f"{key} ({type(value).__name__})")
     if bad:
