@@ -22,6 +22,7 @@ explicitly (Ray actors may not share the driver's environment).
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import shutil
@@ -128,7 +129,10 @@ def segment_one(
         hook = _hook_at(hooks or {}, item.name)
         if hook is not None:
             source = _hooked(source, hook[0], hook[1], hooks or {})
-        report = segment_to_dir(loaded, [source], out_dir / item.name, options)
+        # OUT/<video>/ belongs to the batch: a re-run (changed config) replaces vidpan's outputs there.
+        report = segment_to_dir(
+            loaded, [source], out_dir / item.name, dataclasses.replace(options, overwrite=True)
+        )
         (video,) = report.videos
         fields = dict(frames=video.num_frames, segments=video.num_segments, segment_seconds=video.seconds)
         status, error = "done", None
