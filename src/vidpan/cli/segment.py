@@ -21,6 +21,7 @@ decoded to fewer frames than it declares (a truncated download: outputs cover th
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         return run_batch_command(args)
     if not args.inputs:
         raise InputError("give INPUT video(s) or --video-list")
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+        raise InputError("under torchrun give --video-list (every rank would write the same --out)")
 
     if args.task is not None or args.weights_vss is not None:
         from vidpan.inference.tasks import parse_tasks, segment_tasks
