@@ -108,6 +108,7 @@ def test_page_segments_an_upload_and_reports_bad_ones(server: str, sample: Sampl
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.set_default_timeout(90_000)  # CI machines are small and may be busy: generous waits
             page.on("request", lambda r: None if r.url.startswith(server) else external.append(r.url))
             page.goto(server, wait_until="networkidle")
             status = page.locator("#vidpan-status")
@@ -123,13 +124,13 @@ def test_page_segments_an_upload_and_reports_bad_ones(server: str, sample: Sampl
             for path, message in [(not_a_video, "not a video"), (too_large, "too large")]:
                 upload(path)
                 page.click("#vidpan-run")
-                page.wait_for_selector(f"#vidpan-status :text('{message}')", timeout=30_000)
+                page.wait_for_selector(f"#vidpan-status :text('{message}')", timeout=90_000)
                 assert "Error" in status.inner_text() and "Traceback" not in page.content()
 
             upload(video)
             upload(sample.ground_truth, "#vidpan-gt")
             page.click("#vidpan-run")
-            page.wait_for_selector("#vidpan-status :text('Done')", timeout=60_000)
+            page.wait_for_selector("#vidpan-status :text('Done')", timeout=180_000)
             text = status.inner_text()
             assert "6 frames" in text, text
 
@@ -148,7 +149,7 @@ def test_page_segments_an_upload_and_reports_bad_ones(server: str, sample: Sampl
             assert "VPQ1" in scores and "STQ" in scores, scores
 
             page.click("#vidpan-sample")
-            page.wait_for_selector("#vidpan-status :text('sample')", timeout=60_000)
+            page.wait_for_selector("#vidpan-status :text('sample')", timeout=180_000)
             assert "Done" in status.inner_text() and "VPQ1" in page.locator("#vidpan-scores").inner_text()
             for close in page.locator(".toast-close").all():  # the warnings of the bad uploads
                 close.click()
