@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Exported, synthetic_video
 from PIL import Image
 
+from conftest import Exported, synthetic_video
 from vidpan.cli.main import main
 
 
@@ -18,7 +18,9 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("mode", ["online", "offline"])
-def test_segment_onnxruntime_writes_the_same_files(shipped_export: Exported, tmp_path: Path, mode: str) -> None:
+def test_segment_onnxruntime_writes_the_same_files(
+    shipped_export: Exported, tmp_path: Path, mode: str
+) -> None:
     frames = tmp_path / "clip"
     frames.mkdir()
     for i, image in enumerate(synthetic_video(frames=7, seed=11)):
@@ -45,7 +47,9 @@ def test_export_command(shipped_export: Exported, tmp_path: Path, capsys: pytest
     assert sorted(p.name for p in out.parent.iterdir()) == ["tracker-step.onnx", "tracker-step.onnx.json"]
 
 
-def test_bad_arguments_exit_2(shipped_export: Exported, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_arguments_exit_2(
+    shipped_export: Exported, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = ["export", "--weights", str(shipped_export.weights), "--part", "segmenter"]
     assert main([*base, "--size", "128by224", "--out", str(tmp_path / "s.onnx")]) == 2
     assert main([*base, "--size", "128x224", "--out", str(tmp_path / "s.pt2")]) == 2

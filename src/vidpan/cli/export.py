@@ -26,12 +26,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--weights", required=True, help="vidpan .safetensors, or a DVIS++ checkpoint with --preset")
+    p.add_argument(
+        "--weights", required=True, help="vidpan .safetensors, or a DVIS++ checkpoint with --preset"
+    )
     p.add_argument("--preset", help="architecture preset (tiny, vits, vitb, vitl, vitg) for foreign weights")
     p.add_argument("--part", required=True, choices=["segmenter", "tracker-step"])
     p.add_argument("--size", required=True, help="HxW of the (resized) frames, e.g. 720x1280")
     p.add_argument("--format", dest="fmt", choices=["onnx", "torch-export"], default="onnx")
-    p.add_argument("--out", required=True, type=Path, help="output file (.onnx or .pt2); manifest: <out>.json")
+    p.add_argument(
+        "--out", required=True, type=Path, help="output file (.onnx or .pt2); manifest: <out>.json"
+    )
     p.add_argument("--frames", type=int, default=1, help="segmenter: frames per call T (default 1)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
             if args.stream:
                 raise InputError("--stream is not available with several tasks or --vss-from panoptic")
             if args.engine != "torch":
-                raise InputError(f"--engine {args.engine} is not available with several tasks or --vss-from panoptic")
+                raise InputError(
+                    f"--engine {args.engine} is not available with several tasks or --vss-from panoptic"
+                )
             for line in segment_tasks(
                 args.inputs, weights=args.weights, tasks=tasks, out_dir=args.out, weights_vss=args.weights_vss,
                 vss_from=args.vss_from, preset=args.preset, mode=args.mode, device=args.device,

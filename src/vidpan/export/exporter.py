@@ -36,9 +36,9 @@ from vidpan.export.graphs import (
     TrackerStepGraph,
 )
 from vidpan.export.lowering import (
+    export_ops,
     forbidden_aten_ops,
     forbidden_onnx_ops,
-    export_ops,
     onnx_decompositions,
 )
 from vidpan.export.manifest import (
@@ -86,7 +86,9 @@ def graph_module(model: DVIS, part: Part) -> torch.nn.Module:
     return TrackerStepGraph(model.tracker).eval()
 
 
-def example_inputs(config: Config, part: Part, size: tuple[int, int], frames: int) -> tuple[torch.Tensor, ...]:
+def example_inputs(
+    config: Config, part: Part, size: tuple[int, int], frames: int
+) -> tuple[torch.Tensor, ...]:
     """Inputs of the fixed shapes the graph is traced at (values only matter for the trace)."""
     m = config.model
     if part == "segmenter":
@@ -103,7 +105,9 @@ def example_inputs(config: Config, part: Part, size: tuple[int, int], frames: in
     )
 
 
-def trace(model: DVIS, config: Config, part: Part, size: tuple[int, int], frames: int = 1) -> torch.export.ExportedProgram:
+def trace(
+    model: DVIS, config: Config, part: Part, size: tuple[int, int], frames: int = 1
+) -> torch.export.ExportedProgram:
     """``torch.export.export`` of ``part`` at a fixed size, deformable attention on the gather path."""
     module = graph_module(model, part)
     args = example_inputs(config, part, size, frames)
@@ -117,7 +121,8 @@ def trace(model: DVIS, config: Config, part: Part, size: tuple[int, int], frames
 
 def _specs(names: tuple[str, ...], tensors: list[torch.Tensor]) -> tuple[TensorSpec, ...]:
     return tuple(
-        TensorSpec(n, tuple(int(d) for d in t.shape), _NUMPY_DTYPES[t.dtype]) for n, t in zip(names, tensors, strict=True)
+        TensorSpec(n, tuple(int(d) for d in t.shape), _NUMPY_DTYPES[t.dtype])
+        for n, t in zip(names, tensors, strict=True)
     )
 
 
@@ -212,11 +217,15 @@ def export_part(
 
 
 def _save_onnx(
-    program: torch.export.ExportedProgram, path: Path, in_names: tuple[str, ...], out_names: tuple[str, ...], opset: int
+    program: torch.export.ExportedProgram,
+    path: Path,
+    in_names: tuple[str, ...],
+    out_names: tuple[str, ...],
+    opset: int,
 ) -> None:
     import onnx
 
-    lowered = program.run_decompositions(onnx_decompositions())  # type: ignore[arg-type]
+    lowered = program.run_decompositions(onnx_decompositions())
     onnx_program = torch.onnx.export(
         lowered, input_names=list(in_names), output_names=list(out_names), opset_version=opset, dynamo=True,
         optimize=True, verbose=False,
