@@ -38,6 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--frames", type=int, default=1, help="segmenter: frames per call T (default 1)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--external-data", action="store_true", default=None,
+                   help="ONNX: weights in <out>.data (automatic above protobuf's 2 GB limit)")  # fmt: skip
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override (repeatable)")  # fmt: skip
     p.set_defaults(func=run)
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     digest = sha256_file(weights) if weights.is_file() else None
     manifest = export_part(
         model, config, part=args.part, size=size, fmt=args.fmt, out=args.out, frames=args.frames,
-        opset=args.opset, weights_sha256=digest,
+        opset=args.opset, weights_sha256=digest, external_data=args.external_data,
     )  # fmt: skip
     total = sum((args.out.parent / f).stat().st_size for f in (manifest.file, *manifest.external_data))
     print(f"{args.part} ({args.fmt}{f', opset {manifest.opset}' if manifest.opset else ''}) "

@@ -143,6 +143,7 @@ def export_part(
     opset: int = DEFAULT_OPSET,
     weights_sha256: str | None = None,
     program: torch.export.ExportedProgram | None = None,
+    external_data: bool | None = None,
 ) -> ExportManifest:
     """Export ``part`` of ``model`` for frames of ``size`` (H, W) to ``out``; returns the manifest.
 
@@ -158,6 +159,8 @@ def export_part(
         weights_sha256: recorded in the manifest (the engine checks it against its weights).
         program: a :func:`trace` of the same part, size and frames, to export both formats
             from one trace.
+        external_data: ONNX weights in a separate ``<out>.data`` file: None = only above
+            protobuf's 2 GB limit (ViT-g), True = always.
     """
     if part not in PARTS:
         raise InputError(f"--part: expected one of {', '.join(PARTS)}, got {part!r}")
@@ -189,7 +192,7 @@ def export_part(
             torch.export.save(program, tmp / out.name)
             external: tuple[str, ...] = ()
         else:
-            _save_onnx(program, tmp / out.name, in_names, out_names, opset)
+            _save_onnx(program, tmp / out.name, in_names, out_names, opset, external_data)
             external = tuple(sorted(p.name for p in tmp.iterdir() if p.name != out.name))
         manifest = ExportManifest(
             part=part,
@@ -222,6 +225,7 @@ def _save_onnx(
     in_names: tuple[str, ...],
     out_names: tuple[str, ...],
     opset: int,
+    external_data: bool | None,
 ) -> None:
     import onnx
 
@@ -231,7 +235,7 @@ def _save_onnx(
         optimize=True, verbose=False,
     )  # fmt: skip
     assert onnx_program is not None
-    onnx_program.save(str(path))
+    onnx_program.save(str(path), external_data=external_data)
     model = onnx.load(str(path), load_external_data=False)
     bad = forbidden_onnx_ops(model)
     if bad:
