@@ -6,6 +6,11 @@ wrong type are rejected with the full dotted key path in the message, e.g.::
 
     config.yaml: model.decoder.num_queriess: unknown key (expected one of: hidden_dim, ...)
 
+Values are range-checked where they are parsed: sections with value constraints check them in
+``__post_init__`` with :func:`check_range`, so ``--set inference.window_size=0`` fails at once
+with ``inference.window_size: expected an integer >= 1, got 0`` (an :class:`InputError`, CLI exit
+2) instead of deep inside inference.
+
 The generic machinery (:func:`from_dict`, :func:`to_dict`, :func:`apply_overrides`,
 :func:`load_yaml`, :func:`save_yaml`) works for any dataclass; the model and inference sections
 are defined here, the training sections in :mod:`vidpan.training.config`.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +32,53 @@ import yaml
 from vidpan.errors import InputError
 
 T = TypeVar("T")
+
+# Largest frame vidpan reads by default (``inference.max_input_pixels``): 8K UHD (7680 x 4320 =
+# 33.2 MP) with a margin. Larger frames are refused up front (decompression bombs: a 12000 x 12000
+# PNG is under 1 MB on disk but 432 MB as RGB per frame, plus full-resolution masks per query).
+DEFAULT_MAX_INPUT_PIXELS = 40_000_000
+
+
+class ConfigValueError(InputError):
+    """A config value outside its range; ``key`` is the field name (the section adds its path)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.detail = message
+        super().__init__(f"{key}: {message}")
+
+
+def check_range(
+    section: Any,
+    name: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    note: str = "",
+) -> None:
+    """Raise :class:`ConfigValueError` unless ``section.name`` is a finite number in the range."""
+    value = getattr(section, name)
+    bounds = [f">= {ge}" if ge is not None else "", f"> {gt}" if gt is not None else ""]
+    upper = [f"<= {le}" if le is not None else "", f"< {lt}" if lt is not None else ""]
+    if ge is not None and le is not None:
+        text = f"in [{ge}, {le}]"
+    else:
+        text = " and ".join(b for b in bounds + upper if b)
+    kind = "an integer" if isinstance(value, int) and not isinstance(value, bool) else "a number"
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (ge is None or value >= ge)
+        and (gt is None or value > gt)
+        and (le is None or value <= le)
+        and (lt is None or value < lt)
+    )
+    if not ok:
+        raise ConfigValueError(name, f"expected {kind} {text}{note}, got {value!r}")
+
 
 # --------------------------------------------------------------------------------------------
 # Model sections
@@ -111,6 +164,10 @@ class DecoderConfig:
     reid_layers: int = 3
     mask_attention_threshold: float = 0.5
 
+    def __post_init__(self) -> None:
+        check_range(self, "num_queries", ge=1)
+        check_range(self, "mask_attention_threshold", ge=0.0, le=1.0)
+
 
 @dataclass(frozen=True)
 class TrackerConfig:
@@ -135,6 +192,9 @@ class RefinerConfig:
     dim_feedforward: int = 2048
     # Frames per chunk of the final mask einsum at inference (bounded memory).
     mask_window: int = 3
+
+    def __post_init__(self) -> None:
+        check_range(self, "mask_window", ge=1)
 
 
 @dataclass(frozen=True)
@@ -161,6 +221,13 @@ class ModelConfig:
     pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
     size_divisibility: int = 32
 
+    def __post_init__(self) -> None:
+        check_range(self, "num_classes", ge=1)
+        check_range(self, "num_things", ge=0, le=self.num_classes, note=" (at most num_classes)")
+        check_range(self, "size_divisibility", ge=1)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in self.pixel_std):
+            raise ConfigValueError("pixel_std", f"expected 3 numbers > 0, got {self.pixel_std!r}")
+
 
 @dataclass(frozen=True)
 class InferenceConfig:
@@ -168,22 +235,38 @@ class InferenceConfig:
 
     mode: Literal["online", "offline", "long", "minvis"] = "offline"
     task: Literal["vps", "vss", "vis"] = "vps"
-    # Frames per segmenter/tracker forward (DVIS++ TEST.WINDOW_SIZE).
+    # Frames per segmenter/tracker forward (DVIS++ TEST.WINDOW_SIZE). >= 1.
     window_size: int = 3
     # Frames per segmenter forward inside a window (0 = the whole window at once). The segmenter
     # is image-level, so this changes only peak activation memory and speed, not the outputs.
     # 1 is the lowest memory and, on CPU, also the fastest; on a GPU a whole window may be faster.
     segmenter_batch: int = 1
-    # Test-time resize: short side (0 = keep the input size), capped long side.
+    # Test-time resize: short side (0 = keep the input size), capped long side (>= 1).
     short_side: int = 720
     max_size: int = 1333
+    # VPS thresholds, in [0, 1].
     object_mask_threshold: float = 0.8
     overlap_threshold: float = 0.8
-    # VIS: how many (track, class) pairs to keep per video (DVIS++ ``max_num``).
+    # VIS only: how many (track, class) pairs to keep per video (DVIS++ ``max_num``). >= 1.
     max_instances: int = 20
     # Long-video mode: refiner chunk length (default = the refiner's training clip) and overlap.
     chunk_length: int = 21
     chunk_overlap: int = 5
+    # Largest input frame (height x width pixels) read; larger ones are refused before decoding
+    # (0 = no limit). Outputs are written at the input resolution, so this bounds them too.
+    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
+
+    def __post_init__(self) -> None:
+        check_range(self, "window_size", ge=1)
+        check_range(self, "segmenter_batch", ge=0, note=" (0 = the whole window)")
+        check_range(self, "short_side", ge=0, note=" (0 = keep the input size)")
+        check_range(self, "max_size", ge=1)
+        check_range(self, "object_mask_threshold", ge=0.0, le=1.0)
+        check_range(self, "overlap_threshold", ge=0.0, le=1.0)
+        check_range(self, "max_instances", ge=1)
+        check_range(self, "chunk_length", ge=1)
+        check_range(self, "chunk_overlap", ge=0, lt=self.chunk_length, note=" (below chunk_length)")
+        check_range(self, "max_input_pixels", ge=0, note=" (0 = no limit)")
 
 
 @dataclass(frozen=True)
@@ -294,6 +377,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, prefix: str = "") -> T:
         kwargs[key] = _convert(value, hints[key], path)
     try:
         return cls(**kwargs)
+    except ConfigValueError as exc:
+        key = f"{prefix}.{exc.key}" if prefix else exc.key
+        raise InputError(f"{key}: {exc.detail}") from None
     except (TypeError, ValueError) as exc:
         raise InputError(f"{prefix or cls.__name__}: {exc}") from exc
 

@@ -6,7 +6,9 @@ C channels, H W input size (padded to a multiple of 32), K classes (+1 no-object
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,6 +85,16 @@ class PanopticFrame:
     segment_ids: np.ndarray  # [H, W] int32, 0 = void
     segments: list[Segment]  # the segments present in this frame
 
+    def to_hf(self) -> Any:  # transformers-style dict / tensor, ids stable over the video
+        from vidpan.inference.interop import to_hf
+
+        return to_hf(self)
+
+    def to_supervision(self, class_names: Sequence[str] | None = None) -> Any:  # supervision.Detections
+        from vidpan.inference.interop import to_supervision
+
+        return to_supervision(self, class_names=class_names)
+
 
 @dataclass
 class InstanceFrame:
@@ -92,6 +104,16 @@ class InstanceFrame:
     masks: np.ndarray  # [N, H, W] bool, row n belongs to instances[n]
     instances: list[Segment]  # the same list (ids, classes, scores) for every frame of a video
 
+    def to_hf(self) -> Any:  # transformers-style dict / tensor, ids stable over the video
+        from vidpan.inference.interop import to_hf
+
+        return to_hf(self)
+
+    def to_supervision(self, class_names: Sequence[str] | None = None) -> Any:  # supervision.Detections
+        from vidpan.inference.interop import to_supervision
+
+        return to_supervision(self, class_names=class_names)
+
 
 @dataclass
 class SemanticFrame:
@@ -99,6 +121,16 @@ class SemanticFrame:
 
     index: int
     classes: np.ndarray  # [H, W] int32 model-space class ids
+
+    def to_hf(self) -> Any:  # transformers-style dict / tensor, ids stable over the video
+        from vidpan.inference.interop import to_hf
+
+        return to_hf(self)
+
+    def to_supervision(self, class_names: Sequence[str] | None = None) -> Any:  # supervision.Detections
+        from vidpan.inference.interop import to_supervision
+
+        return to_supervision(self, class_names=class_names)
 
 
 @dataclass

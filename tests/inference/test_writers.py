@@ -167,8 +167,8 @@ def test_no_partial_output_after_an_exception(tmp_path: Path) -> None:
             for w in writers:
                 w.write(f, image=images()[f.index])
         raise RuntimeError("boom")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no .partial directory left
-    assert [p.name for p in target.iterdir()] == ["old.txt"]  # earlier result untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert [p.name for p in target.iterdir()] == ["old.txt"]  # untouched, no .partial folder left
     with pytest.raises(ValueError, match="boom"), OutputDirectory(tmp_path / "fresh"):
         raise ValueError("boom")
     assert not (tmp_path / "fresh").exists()
@@ -268,8 +268,8 @@ def test_writers_are_closed_by_the_output_directory(tmp_path: Path) -> None:
         writer = FrameJSONWriter(out)
         writer.begin_video("v")
         writer.write(make_frames()[0])
-        assert list(tmp_path.glob(".out.*.partial"))  # work in progress is hidden
-        assert not (tmp_path / "out").exists()
+        assert list((tmp_path / "out").glob(".vidpan-partial-*"))  # work in progress is hidden
+        assert not (tmp_path / "out" / "frames.jsonl").exists()
     with pytest.raises(RuntimeError, match="closed"):
         writer.write(make_frames()[1])
     assert (tmp_path / "out" / "frames.jsonl").read_text().count("\n") == 1

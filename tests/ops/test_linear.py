@@ -101,3 +101,51 @@ def test_linear_keeps_nn_linear_parameters_and_keys() -> None:
     assert isinstance(ours, nn.Linear)
     assert ours.state_dict().keys() == theirs.state_dict().keys()
     torch.testing.assert_close(ours.weight, theirs.weight, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(7, 16), (2, 5, 16)])
+def test_fused_relu_and_residual_equal_the_unfused_ops(shape: tuple[int, ...], bias: bool) -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(*shape, generator=g)
+    w = torch.randn(24, 16, generator=g)
+    b = torch.randn(24, generator=g) if bias else None
+    residual = torch.randn(*shape[:-1], 24, generator=g)
+    with torch.inference_mode():
+        torch.testing.assert_close(
+            linear(x, w, b, relu=True), F.relu(F.linear(x, w, b)), atol=1e-5, rtol=1e-5
+        )
+        got = linear(x, w, b, residual=residual)
+        torch.testing.assert_close(got, F.linear(x, w, b) + residual, atol=1e-5, rtol=1e-5)
+        # A residual of another shape or layout takes the unfused path, same values.
+        strided = residual.transpose(0, -1).contiguous().transpose(0, -1)
+        torch.testing.assert_close(linear(x, w, b, residual=strided), F.linear(x, w, b) + residual)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        linear(x, w, b, relu=True, residual=residual)
+
+
+def test_pointwise_conv_equals_conv2d() -> None:
+    g = torch.Generator().manual_seed(4)
+    conv = nn.Conv2d(16, 12, kernel_size=1)
+    x = torch.randn(2, 16, 5, 7, generator=g)
+    with torch.inference_mode():
+        got = lin.pointwise_conv(x, conv.weight, conv.bias)
+        torch.testing.assert_close(got, conv(x), atol=1e-5, rtol=1e-5)
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        cl = x.contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(lin.pointwise_conv(cl, conv.weight, None), F.conv2d(x, conv.weight))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_transposed_conv2x2_equals_conv_transpose2d(bias: bool) -> None:
+    g = torch.Generator().manual_seed(5)
+    up = nn.ConvTranspose2d(16, 12, kernel_size=2, stride=2, bias=bias)
+    x = torch.randn(2, 16, 5, 7, generator=g)
+    tokens = x.flatten(2).transpose(1, 2)  # [N, h*w, C]
+    with torch.inference_mode():
+        got = lin.transposed_conv2x2(tokens, up.weight, up.bias, (5, 7))
+        torch.testing.assert_close(got, up(x), atol=1e-5, rtol=1e-5)
+    # Differentiable (training path through F.linear).
+    x.requires_grad_(True)
+    lin.transposed_conv2x2(x.flatten(2).transpose(1, 2), up.weight, up.bias, (5, 7)).sum().backward()
+    assert x.grad is not None and up.weight.grad is not None

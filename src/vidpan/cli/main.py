@@ -16,9 +16,12 @@ from collections.abc import Sequence
 from vidpan import __version__
 from vidpan.errors import InputError
 from vidpan.utils.allocator import tune_malloc
+from vidpan.utils.signals import Terminated, terminate_as_interrupt
 
 # Subcommand modules, in the order `vidpan --help` lists them.
-COMMANDS: tuple[str, ...] = ("segment", "eval", "train", "synth", "convert", "bench", "export")
+COMMANDS: tuple[str, ...] = (
+    "segment", "eval", "train", "synth", "convert", "bench", "export", "serve", "models", "push",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,10 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     tune_malloc()
     try:
-        return int(args.func(args) or 0)
+        with terminate_as_interrupt():  # SIGTERM / SIGHUP clean up like Ctrl-C
+            return int(args.func(args) or 0)
     except InputError as exc:
         print(f"vidpan {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated as exc:
+        print(f"vidpan {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print(f"vidpan {args.command}: interrupted", file=sys.stderr)
         return 130

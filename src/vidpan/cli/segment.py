@@ -1,7 +1,8 @@
 """``vidpan segment``: segment video files or frame folders with a trained model.
 
-Writes, into ``--out`` (assembled in a temporary directory and renamed at the end, so a failed
-run leaves nothing behind):
+Writes, into ``--out`` (assembled in a hidden work folder inside it and moved in at the end, so a
+failed run leaves nothing behind; files vidpan did not write are never touched, earlier vidpan
+outputs are replaced only with ``--overwrite``, and an ``--out`` that holds an input is refused):
 
 - ``vps``: ``pred.json`` + ``pan_pred/<video>/<frame>.png`` (VIPSeg submission, scorable with
   ``vidpan eval vps``);
@@ -11,6 +12,10 @@ run leaves nothing behind):
   (``vidpan.inference.tasks``); ``--task vss --vss-from panoptic``: VSS from the panoptic output;
 - always ``frames.jsonl`` (per-frame segments: id, class, score, area, bbox, track) and the
   resolved ``config.yaml``; with ``--overlay`` ``overlay/<video>.mp4`` (H.264).
+
+Exit codes: 0 done; 2 bad input (one line on stderr, nothing written); 3 done, but an input
+decoded to fewer frames than it declares (a truncated download: outputs cover the decoded frames;
+``--allow-partial`` makes that exit 0); 130 / 143 interrupted by Ctrl-C / SIGTERM (nothing written).
 """
 
 from __future__ import annotations
@@ -27,10 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video file(s) or folder(s) of frames")
-    p.add_argument(
-        "--weights", required=True, help="vidpan .safetensors, or a DVIS++ checkpoint with --preset"
-    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="video file(s) or folder(s) of frames")
+    p.add_argument("--weights", help="zoo name (`vidpan models`), hf://owner/repo[@rev]/file, .safetensors, or a DVIS++ checkpoint with --preset (default: the synthetic demo model)")  # fmt: skip
     p.add_argument("--preset", help="architecture preset (tiny, vits, vitb, vitl, vitg) for foreign weights")
     p.add_argument(
         "--mode", choices=["online", "offline", "long", "minvis"], help="default: the model's config"
@@ -39,7 +42,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights-vss", help="--task vps,vss: the VSS model (shares the frozen ViT of --weights)")
     p.add_argument("--vss-from", choices=["soft", "panoptic"], default="soft",
                    help="vss: soft semantic inference (default) or the panoptic segments merged by class")  # fmt: skip
-    p.add_argument("--out", required=True, type=Path, help="output directory (replaced only on success)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output folder (created; other files in it are kept; must not hold an input)")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace vidpan's own earlier outputs in --out")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="exit 0 (not 3) when an input is truncated and only its decoded frames are segmented")  # fmt: skip
     p.add_argument("--overlay", action="store_true", help="also write overlay/<video>.mp4")
     p.add_argument(
         "--stream", action="store_true", help="online/minvis: decide and write each window at once"
@@ -52,14 +59,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. inference.window_size=5 (repeatable)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--engine", choices=["torch", "onnxruntime"], default="torch",
-                   help="onnxruntime: the segmenter + tracker step exported by `vidpan export` (--exported)")  # fmt: skip
+    p.add_argument("--engine", choices=["torch", "onnxruntime", "ray"], default="torch",
+                   help="torch: this process (or each torchrun rank); onnxruntime: the segmenter + tracker step "
+                        "exported by `vidpan export` (--exported); ray: Ray actors (--video-list)")  # fmt: skip
     p.add_argument("--exported", type=Path, help="--engine onnxruntime: directory written by `vidpan export`")
+    b = p.add_argument_group("batches (docs/batch.md)")
+    b.add_argument("--video-list", metavar="FILE|DIR|GLOB",
+                   help="batch: a text file of paths, a folder of videos or a glob; writes OUT/<video>/ "
+                        "per video and OUT/manifest.jsonl, skips videos finished by an earlier run")  # fmt: skip
+    b.add_argument(
+        "--ray-address", help="ray: auto or HOST:PORT of a running cluster (default: start one here)"
+    )
+    b.add_argument("--workers", type=int, help="ray: number of actors (default: as many as the cluster fits)")
+    b.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs each actor reserves")
+    b.add_argument("--hash-inputs", action="store_true",
+                   help="batch: also identify inputs by sha256 (default: path, size and mtime)")  # fmt: skip
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from vidpan.errors import InputError
+
+    if args.weights is None:
+        from vidpan.hub.pretrained import default_weights
+
+        args.weights = default_weights()
+    if args.video_list is not None or args.engine == "ray":
+        from vidpan.batch.command import run_batch_command
+
+        return run_batch_command(args)
+    if not args.inputs:
+        raise InputError("give INPUT video(s) or --video-list")
 
     if args.task is not None or args.weights_vss is not None:
         from vidpan.inference.tasks import parse_tasks, segment_tasks
@@ -77,10 +107,17 @@ def run(args: argparse.Namespace) -> int:
                 vss_from=args.vss_from, preset=args.preset, mode=args.mode, device=args.device,
                 precision=args.precision, categories=args.categories, overrides=args.overrides,
                 overlay=args.overlay, progress=not args.no_progress and sys.stderr.isatty(),
+                overwrite=args.overwrite,
             ):  # fmt: skip
                 print(line)
             return 0
-    from vidpan.inference.segment_job import SegmentOptions, load_segmenter, open_inputs, segment_to_dir
+    from vidpan.inference.segment_job import (
+        SegmentOptions,
+        load_segmenter,
+        max_pixels_override,
+        open_inputs,
+        segment_to_dir,
+    )
 
     options = SegmentOptions(
         weights=args.weights,
@@ -94,10 +131,12 @@ def run(args: argparse.Namespace) -> int:
         overlay=args.overlay,
         stream=args.stream,
         progress=not args.no_progress and sys.stderr.isatty(),
+        overwrite=args.overwrite,
         engine=args.engine,
         exported=args.exported,
     )
-    sources = open_inputs(args.inputs)  # before the model loads, so a typo fails fast
+    # Before the model loads, so a typo fails fast.
+    sources = open_inputs(args.inputs, max_pixels=max_pixels_override(args.overrides))
     loaded = load_segmenter(options)
     report = segment_to_dir(loaded, sources, args.out, options)
     for v in report.videos:
@@ -111,8 +150,16 @@ def run(args: argparse.Namespace) -> int:
         f"({rate:.2f} frames/s)"
     )
     print(f"outputs in {args.out}/:")
-    for path in sorted(p for p in args.out.rglob("*") if p.is_file() and p.parent == args.out):
-        print(f"  {path.name}")
-    for sub in sorted(p for p in args.out.iterdir() if p.is_dir()):
-        print(f"  {sub.name}/ ({sum(1 for f in sub.rglob('*') if f.is_file())} files)")
+    for name in report.written:
+        path = args.out / name
+        if path.is_dir():
+            print(f"  {name}/ ({sum(1 for f in path.rglob('*') if f.is_file())} files)")
+        else:
+            print(f"  {name}")
+    for reason in report.incomplete.values():
+        print(
+            f"vidpan segment: warning: {reason}; its outputs cover the decoded frames only", file=sys.stderr
+        )
+    if report.incomplete and not args.allow_partial:
+        return 3
     return 0

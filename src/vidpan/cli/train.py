@@ -77,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
                         f"stage {cfg.stage.name}: already trained ({cfg.run_dir / FINAL_MODEL_NAME}), skipped"
                     )
                 continue
-            result = Trainer(cfg, resume=args.resume, evaluate=evaluate, dist_ctx=ctx).run()
+            try:
+                result = Trainer(cfg, resume=args.resume, evaluate=evaluate, dist_ctx=ctx).run()
+            except FloatingPointError as exc:  # non-finite loss or matching cost: one line, exit 2
+                raise InputError(f"training stopped: {exc}") from None
             if main:
                 print(
                     f"stage {cfg.stage.name or cfg.name}: {result.iteration} iterations -> {result.final_model}"

@@ -12,13 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from vidpan.config import ModelConfig
-from vidpan.data.formats.vipseg import Category
+from vidpan.data.colors import id_color
 from vidpan.errors import InputError
+
+if TYPE_CHECKING:  # kept out of import time: this module is imported by the light CLI
+    import numpy as np
+    import torch
+
+    from vidpan.config import ModelConfig
+    from vidpan.data.formats.vipseg import Category
 
 
 @dataclass(frozen=True)
@@ -85,9 +89,7 @@ class CategoryMapping:
     @classmethod
     def from_names(cls, names: Sequence[str], *, num_things: int) -> CategoryMapping:
         """A model without a dataset: ids 0..K-1, the first ``num_things`` are things, colours
-        from :func:`vidpan.inference.visualize.id_color`."""
-        from vidpan.inference.visualize import id_color
-
+        from :func:`vidpan.data.colors.id_color`."""
         return cls(
             dataset_ids=tuple(range(len(names))),
             names=tuple(str(n) for n in names),
@@ -150,6 +152,8 @@ class CategoryMapping:
 
     def category(self, label: int) -> Category:
         """The dataset category of model class ``label`` (``Category.id`` is the dataset id)."""
+        from vidpan.data.formats.vipseg import Category
+
         self._check_label(label)
         color = self.colors[label] if self.colors else (0, 0, 0)
         return Category(self.dataset_ids[label], self.names[label], label < self.num_things, color)
@@ -160,6 +164,8 @@ class CategoryMapping:
 
     def categories(self) -> list[Category]:
         """The categories in model order (``Category.id`` is the dataset id)."""
+        from vidpan.data.formats.vipseg import Category
+
         colors = self.colors or tuple((0, 0, 0) for _ in self.dataset_ids)
         return [
             Category(i, n, k < self.num_things, c)
@@ -170,12 +176,16 @@ class CategoryMapping:
 
     def dataset_to_model_lut(self, *, fill: int = -1) -> np.ndarray:
         """[max_dataset_id + 1] int64 lookup table dataset id -> model class (``fill`` where unknown)."""
+        import numpy as np
+
         lut = np.full(max(self.dataset_ids) + 1, fill, dtype=np.int64)
         lut[list(self.dataset_ids)] = np.arange(self.num_classes)
         return lut
 
     def labels_to_dataset(self, labels: torch.Tensor) -> torch.Tensor:
         """[...] model classes -> [...] dataset ids (same shape, int64)."""
+        import torch
+
         table = torch.tensor(self.dataset_ids, dtype=torch.int64, device=labels.device)
         return table[labels.long()]
 

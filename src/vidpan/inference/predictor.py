@@ -1,34 +1,24 @@
-"""Video inference: :class:`VideoPredictor` owns the video loop and all state (STYLE.md #6).
+"""Video inference: :class:`VideoPredictor` loads a model and runs videos through sessions.
 
-The models are stateless; the predictor decodes the video window by window, runs the segmenter
-on each window, carries the tracker state across windows, runs the refiner, post-processes and
-streams per-frame results to writers. Modes:
+The models are stateless (STYLE.md #6); a :class:`~vidpan.inference.session.Session` owns one
+video's state. :meth:`VideoPredictor.start` opens a session for frame-by-frame use;
+:meth:`VideoPredictor.predict` (and ``predictor(video)``) is a loop over one: it decodes the
+video, steps the session frame by frame, and hands every decided frame, with its input image,
+to streaming writers. Modes (one module each under :mod:`vidpan.inference.modes`):
 
 ``online``
     segmenter + referring tracker, window by window (``window_size`` frames, DVIS++
-    ``TEST.WINDOW_SIZE``). With ``postprocess="video"`` (default) the VPS/VSS/VIS decisions are
-    the reference's whole-video ones (class = mean of the tracker logits over the whole video,
-    overlap ratio over the whole volume): per-window mask logits are kept in a
-    :class:`~vidpan.inference.spill.TensorSpill` (RAM up to a budget, then disk) and frames are
-    emitted after the last window. With ``postprocess="stream"`` each window is decided and
-    emitted as soon as it is processed (class from the running mean of the tracker logits, ids
-    stable per track slot), so nothing grows with the video.
+    ``TEST.WINDOW_SIZE``). With ``postprocess="video"`` (``predict``'s default) the VPS/VSS/VIS
+    decisions are the reference's whole-video ones, taken after the last window; with
+    ``postprocess="stream"`` each window is decided and emitted as soon as it is processed
+    (class from the running mean of the tracker logits, ids stable per track slot).
 ``offline``
     segmenter + tracker + temporal refiner over the whole video at once, as DVIS++ (``exact``).
-    Mask features are spilled; the refiner's per-frame masks are computed window by window.
-    Resident memory grows only with the per-frame query embeddings (Q × 2C floats per frame).
 ``long``
-    the refiner runs over overlapping chunks (``chunk_length`` frames, ``chunk_overlap`` shared
-    with the next chunk; default the refiner's 21-frame training clip) while the tracker carries
-    its state over the whole video. Identities are stitched by construction: the tracker's slot
-    is the identity in every chunk, and segment ids are slot-stable (things ``1 + slot``, stuff
-    ``1 + Q + class``). Each overlap's frames are taken half from each chunk. Memory is bounded
-    by the chunk length.
-
+    the refiner over overlapping chunks (``chunk_length`` / ``chunk_overlap``) while the tracker
+    carries its state over the whole video; memory bounded by the chunk length.
 ``minvis``
-    segmenter only (no tracker): queries are associated frame to frame by Hungarian matching
-    of their embeddings (MinVIS, the DVIS++ segmenter's own video inference), then
-    post-processed like ``online``. For segmenter-only checkpoints and as a baseline.
+    segmenter only: queries associated frame to frame by Hungarian matching (MinVIS).
 
 Results are at the input video's resolution: frames are resized to ``short_side`` (detectron2
 ``ResizeShortestEdge``), padded to /32 inside the model, and masks are mapped back by
@@ -37,12 +27,10 @@ Results are at the input video's resolution: frames are resized to ``short_side`
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -50,27 +38,18 @@ import torch
 from vidpan.config import Config
 from vidpan.data.categories import CategoryMapping
 from vidpan.errors import InputError
+from vidpan.inference.context import MODES, TASKS, Mode, PostProcess, Precision, RunContext, Task, Timer
 from vidpan.inference.output import FrameResult, FrameWriter
-from vidpan.inference.postprocess import (
-    ChunkWinners,
-    MaskGeometry,
-    PanopticStream,
-    class_probabilities,
-    resize_masks,
-)
+from vidpan.inference.progress import StageProgress
+from vidpan.inference.session import Session
 from vidpan.inference.spill import TensorSpill
-from vidpan.inference.video_io import ArrayVideoSource, VideoSource, open_video, resize_frames
-from vidpan.models.association import match_embeddings
+from vidpan.inference.video_io import ArrayVideoSource, VideoSource, open_video
 from vidpan.models.build import DVIS, load_pretrained
-from vidpan.models.tracker import TrackerState
-from vidpan.structures import InstanceFrame, PanopticFrame, Segment, SegmenterOutput, SemanticFrame
+from vidpan.structures import InstanceFrame, PanopticFrame, Segment
 
-Mode = Literal["online", "offline", "long", "minvis"]
-Task = Literal["vps", "vss", "vis"]
-Precision = Literal["fp32", "bf16", "fp16"]
-PostProcess = Literal["video", "stream"]
+__all__ = ["Mode", "PostProcess", "Precision", "Task", "VideoInput", "VideoPrediction", "VideoPredictor"]
+
 VideoInput = str | Path | VideoSource | np.ndarray | Sequence[np.ndarray]
-_FrameFactory = Callable[[int], "FrameResult"]
 
 
 @dataclass
@@ -94,41 +73,12 @@ class VideoPrediction:
         return self.num_frames / self.seconds if self.seconds > 0 else 0.0
 
 
-@dataclass
-class _Window:
-    """One decoded and segmented window of frames."""
-
-    indices: list[int]
-    images: list[np.ndarray]  # original frames [H, W, 3] uint8
-    seg: SegmenterOutput  # N = frames of the window
-    geometry: MaskGeometry
-
-
-class _Timer:
-    """Accumulates wall time per stage (synchronising CUDA so GPU time lands in its stage)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
-
-
 class VideoPredictor:
     """Segments videos with a :class:`~vidpan.models.build.DVIS` model.
 
     Args:
-        model: the model (a refiner is needed for ``offline`` / ``long``, a tracker for all modes).
+        model: the model (a refiner is needed for ``offline`` / ``long``, a tracker for all modes
+            but ``minvis``).
         config: its configuration (``config.inference`` holds the defaults of every option).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``fp32``; ``bf16`` (CPU or CUDA autocast) or ``fp16`` (CUDA only). The pixel
@@ -179,11 +129,51 @@ class VideoPredictor:
         overrides: Sequence[str] = (),
         categories: CategoryMapping | None = None,
     ) -> VideoPredictor:
-        """Load a native vidpan checkpoint (``.safetensors`` with its config) and wrap it."""
-        config, model = load_pretrained(path, overrides=overrides)
+        """Load weights — a zoo name (``vidpan models``), ``hf://owner/repo[@rev]/file`` (downloaded,
+        verified, converted once: :mod:`vidpan.hub`) or a native ``.safetensors`` — and wrap them."""
+        from vidpan.hub.resolve import resolve_weights
+
+        config, model = load_pretrained(resolve_weights(path).path, overrides=overrides)
         return cls(model, config, device=device, precision=precision, categories=categories)
 
     # -- public API ---------------------------------------------------------------------------
+
+    def start(
+        self,
+        *,
+        mode: Mode | None = None,
+        task: Task | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        postprocess: PostProcess | None = None,
+        progress: StageProgress | None = None,
+    ) -> Session:
+        """Open a frame-by-frame :class:`~vidpan.inference.session.Session`.
+
+        Args:
+            mode / task: override ``config.inference.mode`` / ``task``.
+            height / width: the frame size (checked on every frame); default: the first frame's.
+            postprocess: ``stream`` (the default for ``online`` / ``minvis``: every window is
+                returned as soon as it is decided) or ``video`` (whole-video decisions, at
+                :meth:`Session.close`; the only choice for ``offline`` / ``long``, which decide
+                per video / per chunk).
+            progress: receives per-stage frame counts (see :data:`vidpan.inference.context.ProgressHook`).
+        """
+        mode = mode or self.config.inference.mode
+        task = task or self.config.inference.task
+        if postprocess is None:
+            postprocess = "stream" if mode in ("online", "minvis") else "video"
+        self._check(mode, task, postprocess)
+        ctx = RunContext(
+            model=self.model,
+            config=self.config,
+            device=self.device,
+            precision=self.precision,
+            spill_ram_budget=self.spill_ram_budget,
+            timer=Timer(self.device),
+            progress=progress,
+        )
+        return Session(ctx, mode=mode, task=task, postprocess=postprocess, height=height, width=width)
 
     def __call__(self, video: VideoInput, **options: object) -> VideoPrediction:
         return self.predict(video, **options)  # type: ignore[arg-type]
@@ -207,62 +197,45 @@ class VideoPredictor:
                 ``offline``); ``stream`` = per-window decisions, emitted at once (``online``).
             writers: streaming writers that receive every frame (``begin_video`` is called here).
             keep_frames: also return the per-frame results (default: only when no writer is given).
-            progress: show a tqdm progress bar (frames/s).
+            progress: show a tqdm progress bar per stage (frames decoded and segmented, decided,
+                written).
         """
         source = as_video_source(video)
-        inf = self.config.inference
-        mode = mode or inf.mode
-        task = task or inf.task
-        if mode not in ("online", "offline", "long", "minvis"):
-            raise InputError(f"mode: expected online, offline, long or minvis, got {mode!r}")
-        if task not in ("vps", "vss", "vis"):
-            raise InputError(f"task: expected vps, vss or vis, got {task!r}")
-        if mode in ("offline", "long") and self.model.refiner is None:
-            raise InputError(
-                f"mode {mode!r} needs a refiner; this model has none (use --mode online or minvis)"
-            )
-        if mode != "minvis" and self.model.tracker is None:
-            raise InputError(
-                f"mode {mode!r} needs a tracker; this segmenter-only model supports --mode minvis"
-            )
-        if postprocess == "stream" and mode not in ("online", "minvis"):
-            raise InputError(
-                "streaming post-processing is for --mode online (offline/long decide per video/chunk)"
-            )
+        mode = mode or self.config.inference.mode
+        task = task or self.config.inference.task
+        self._check(mode, task, postprocess)
         keep = (not writers) if keep_frames is None else keep_frames
-        timer = _Timer(self.device)
+        bar = StageProgress.tqdm(source.name, source.num_frames) if progress else None
+        session = self.start(mode=mode, task=task, height=source.height, width=source.width,
+                             postprocess=postprocess, progress=bar)  # fmt: skip
+        bar_at_end = bar is not None and session.decides_at_end
+        if bar is not None:
+            bar.show(("segment", "decide", "emit") if bar_at_end else ("emit",))
         for w in writers:
             w.begin_video(source.name, frame_names=source.frame_names, fps=source.fps)
-        if mode in ("online", "minvis"):
-            stream = self._online(
-                source, task, timer, streaming=postprocess == "stream", minvis=mode == "minvis"
-            )
-        elif mode == "offline":
-            stream = self._offline(source, task, timer)
-        else:
-            stream = self._long(source, task, timer)
-        bar = _progress(source, progress)
         kept: list[FrameResult] = []
         segments: dict[int, Segment] = {}
-        start = time.perf_counter()
         count = 0
-        for result, image in stream:
-            with timer("write"):
-                for w in writers:
-                    w.write(result, image=image)
-            if isinstance(result, PanopticFrame):
-                for s in result.segments:
-                    segments.setdefault(s.id, s)
-            elif isinstance(result, InstanceFrame):
-                for s in result.instances:
-                    segments.setdefault(s.id, s)
-            if keep:
-                kept.append(result)
-            count += 1
+        start = time.perf_counter()
+        timer = session.ctx.timer
+        try:
+            with session:
+                for result, image in _paired(session, source, timer, images=bool(writers)):
+                    with timer("write"):
+                        for w in writers:
+                            w.write(result, image=image)
+                    if isinstance(result, PanopticFrame):
+                        for s in result.segments:
+                            segments.setdefault(s.id, s)
+                    elif isinstance(result, InstanceFrame):
+                        for s in result.instances:
+                            segments.setdefault(s.id, s)
+                    if keep:
+                        kept.append(result)
+                    count += 1
+        finally:
             if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+                bar.close()
         for w in writers:
             w.end_video()
         return VideoPrediction(
@@ -276,405 +249,70 @@ class VideoPredictor:
             segments=sorted(segments.values(), key=lambda s: s.id),
             frames=kept,
             seconds=time.perf_counter() - start,
-            timings=dict(timer.seconds),
+            timings=session.timings,
         )
 
-    # -- shared steps -----------------------------------------------------------------------------
+    # -- internals ------------------------------------------------------------------------------
 
-    def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+    def _check(self, mode: str, task: str, postprocess: str) -> None:
+        if mode not in MODES:
+            raise InputError(f"mode: expected online, offline, long or minvis, got {mode!r}")
+        if task not in TASKS:
+            raise InputError(f"task: expected vps, vss or vis, got {task!r}")
+        if postprocess not in ("video", "stream"):
+            raise InputError(f"postprocess: expected video or stream, got {postprocess!r}")
+        if mode in ("offline", "long") and self.model.refiner is None:
+            raise InputError(
+                f"mode {mode!r} needs a refiner; this model has none (use --mode online or minvis)"
+            )
+        if mode != "minvis" and self.model.tracker is None:
+            raise InputError(
+                f"mode {mode!r} needs a tracker; this segmenter-only model supports --mode minvis"
+            )
+        if postprocess == "stream" and mode not in ("online", "minvis"):
+            raise InputError(
+                "streaming post-processing is for --mode online (offline/long decide per video/chunk)"
+            )
 
-    def _windows(self, source: VideoSource, timer: _Timer) -> Iterator[_Window]:
-        """Decode, resize and segment the video window by window."""
-        inf = self.config.inference
-        frames_iter = iter(source.iter_windows(inf.window_size))
+
+def _paired(
+    session: Session, source: VideoSource, timer: Timer, *, images: bool
+) -> Iterator[tuple[FrameResult, np.ndarray | None]]:
+    """Decode ``source`` into ``session``; yield each decided frame with its input image.
+
+    Frames decided while the video streams in are paired from a buffer of the frames not yet
+    decided (at most a window or a chunk). When everything is decided at the end, the images are
+    decoded again (a file or folder) or, for a source that cannot be read twice (a pipe, a
+    camera), read back from a spill on disk.
+    """
+    pending: dict[int, np.ndarray] = {}
+    at_end = session.decides_at_end
+    replay = images and at_end and getattr(source, "replayable", True)
+    with TensorSpill(ram_budget=0) as spilled:
+        frames = iter(source)
+        index = 0
         while True:
             with timer("decode"):
-                window = next(frames_iter, None)
-                if window is None:
-                    return
-                images = [frame for _, frame in window]
-                x = resize_frames(images, short_side=inf.short_side, max_size=inf.max_size)
-            with timer("segmenter"), torch.inference_mode(), self._autocast():
-                seg = self._segment(x.to(self.device), inf.segmenter_batch)
-            h4, w4 = seg.mask_logits.shape[-2:]
-            geometry = MaskGeometry(
-                padded_size=(4 * h4, 4 * w4),
-                image_size=(int(x.shape[-2]), int(x.shape[-1])),
-                output_size=(int(images[0].shape[0]), int(images[0].shape[1])),
-            )
-            yield _Window([i for i, _ in window], images, seg, geometry)
-
-    def _segment(self, x: torch.Tensor, batch: int) -> SegmenterOutput:
-        """Segmenter on [N, 3, H, W] frames, ``batch`` at a time (0 = all at once)."""
-        if batch <= 0 or batch >= x.shape[0]:
-            return _float(self.model.segmenter(x, return_aux=False))
-        parts = [_float(self.model.segmenter(part, return_aux=False)) for part in x.split(batch)]
-        return replace(
-            parts[0],
-            class_logits=torch.cat([p.class_logits for p in parts]),
-            mask_logits=torch.cat([p.mask_logits for p in parts]),
-            embeds=torch.cat([p.embeds for p in parts]),
-            embeds_unnormed=torch.cat([p.embeds_unnormed for p in parts]),
-            mask_features=torch.cat([p.mask_features for p in parts]),
-        )
-
-    def _track(
-        self, window: _Window, state: TrackerState | None, *, masks: bool
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, TrackerState]:
-        """Tracker on one window -> (class logits [t,Q,K+1], mask logits [t,Q,h,w] | None,
-        un-normed embeddings [t,Q,C], new state)."""
-        assert self.model.tracker is not None
-        seg = window.seg
-        with torch.inference_mode(), self._autocast():
-            out, state = self.model.tracker(
-                seg.embeds[None],
-                seg.embeds_unnormed[None],
-                seg.mask_features[None] if masks else None,
-                state,
-            )
-        mask_logits = None if out.mask_logits is None else out.mask_logits[0].float()
-        return out.class_logits[0].float(), mask_logits, out.embeds[0].float(), state
-
-    @staticmethod
-    def _match_queries(
-        window: _Window, previous: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """MinVIS: per frame, Hungarian matching (1 − cosine) of the segmenter's normed query
-        embeddings to the previous frame's aligned ones; the segmenter's predictions re-ordered
-        into those slots -> (class logits [t,Q,K+1], mask logits [t,Q,h,w], last aligned [Q,C])."""
-        seg = window.seg
-        logits, masks = [], []
-        for t in range(seg.embeds.shape[0]):
-            if previous is None:
-                perm = torch.arange(seg.embeds.shape[1], device=seg.embeds.device)
-            else:
-                perm = match_embeddings(previous[None], seg.embeds[t][None])[0]
-            previous = seg.embeds[t][perm]
-            logits.append(seg.class_logits[t][perm])
-            masks.append(seg.mask_logits[t][perm])
-        assert previous is not None
-        return torch.stack(logits), torch.stack(masks), previous
-
-    # -- modes --------------------------------------------------------------------------------------
-
-    def _online(
-        self, source: VideoSource, task: Task, timer: _Timer, *, streaming: bool, minvis: bool = False
-    ) -> Iterator[tuple[FrameResult, np.ndarray]]:
-        state: TrackerState | None = None
-        aligned: torch.Tensor | None = None  # MinVIS: last frame's slot-aligned embeddings
-        logit_sum: torch.Tensor | None = None
-        count = 0
-        geometry: MaskGeometry | None = None
-        with TensorSpill(ram_budget=self.spill_ram_budget) as spill:
-            for window in self._windows(source, timer):
-                masks: torch.Tensor | None
-                with timer("tracker"):
-                    if minvis:
-                        logits, masks, aligned = self._match_queries(window, aligned)
-                    else:
-                        logits, masks, _, state = self._track(window, state, masks=True)
-                assert masks is not None
-                logit_sum = logits.sum(0) if logit_sum is None else logit_sum + logits.sum(0)
-                count += logits.shape[0]
-                geometry = window.geometry
-                if streaming:
-                    yield from self._emit(
-                        task, logit_sum / count, None, [masks], window.geometry, window.indices, window.images, timer,
-                        stable=True,
-                    )  # fmt: skip
-                else:
-                    spill.append(masks)
-            if not streaming and logit_sum is not None and geometry is not None:
-                chunks = (entry[0] for entry in spill)
-                yield from self._emit_video(task, logit_sum / count, None, chunks, geometry, source, timer)
-
-    def _offline(
-        self, source: VideoSource, task: Task, timer: _Timer
-    ) -> Iterator[tuple[FrameResult, np.ndarray]]:
-        assert self.model.refiner is not None
-        state: TrackerState | None = None
-        logit_sum: torch.Tensor | None = None
-        instance_embeds: list[torch.Tensor] = []
-        frame_embeds: list[torch.Tensor] = []
-        geometry: MaskGeometry | None = None
-        with TensorSpill(ram_budget=self.spill_ram_budget) as features:
-            for window in self._windows(source, timer):
-                with timer("tracker"):
-                    logits, _, embeds, state = self._track(window, state, masks=False)
-                logit_sum = logits.sum(0) if logit_sum is None else logit_sum + logits.sum(0)
-                instance_embeds.append(embeds)
-                frame_embeds.append(window.seg.embeds_unnormed)
-                features.append(window.seg.mask_features)
-                geometry = window.geometry
-            if logit_sum is None or geometry is None:
-                return
-            count = sum(e.shape[0] for e in instance_embeds)
-            with timer("refiner"), torch.inference_mode(), self._autocast():
-                refined = self.model.refiner(
-                    torch.cat(instance_embeds)[None], torch.cat(frame_embeds)[None], None
-                )
-            normed = refined.embeds.float()  # [1, T, Q, C]
-            class_logits = refined.class_logits[0, 0].float()
-            del instance_embeds, frame_embeds
-
-            def mask_chunks() -> Iterator[torch.Tensor]:
-                start = 0
-                for (mf,) in features:
-                    stop = start + mf.shape[0]
-                    with timer("refiner"), torch.inference_mode():
-                        chunk = self.model.refiner.predict_masks(  # type: ignore[union-attr]
-                            normed[:, start:stop], mf[None].to(self.device)
-                        )[0].float()
-                    start = stop
-                    yield chunk
-
-            yield from self._emit_video(
-                task, class_logits, logit_sum / count, mask_chunks(), geometry, source, timer
-            )
-
-    def _long(
-        self, source: VideoSource, task: Task, timer: _Timer
-    ) -> Iterator[tuple[FrameResult, np.ndarray]]:
-        assert self.model.refiner is not None
-        inf = self.config.inference
-        length, overlap = inf.chunk_length, inf.chunk_overlap
-        if length < 1 or not 0 <= overlap < length:
-            raise InputError(
-                f"inference.chunk_length / chunk_overlap: need length >= 1 and 0 <= overlap < length, "
-                f"got {length} / {overlap}"
-            )
-        state: TrackerState | None = None
-        # Per-frame buffers of the current chunk.
-        buf_idx: list[int] = []
-        buf_img: list[np.ndarray] = []
-        buf_logits: list[torch.Tensor] = []
-        buf_inst: list[torch.Tensor] = []
-        buf_frame: list[torch.Tensor] = []
-        buf_mf: list[torch.Tensor] = []
-        geometry: MaskGeometry | None = None
-        first_chunk = True
-
-        def refine(final: bool) -> Iterator[tuple[FrameResult, np.ndarray]]:
-            nonlocal first_chunk
-            n = min(length, len(buf_idx))
-            emit_from = 0 if first_chunk else overlap // 2
-            emit_to = n if final else n - (overlap - overlap // 2)
-            assert self.model.refiner is not None and geometry is not None
-            with timer("refiner"), torch.inference_mode(), self._autocast():
-                refined = self.model.refiner(
-                    torch.stack(buf_inst[:n])[None], torch.stack(buf_frame[:n])[None], None
-                )
-                normed = refined.embeds.float()[:, emit_from:emit_to]
-                mf = torch.stack(buf_mf[emit_from:emit_to])[None].to(self.device)
-                masks = self.model.refiner.predict_masks(normed, mf)[0].float()
-            class_logits = refined.class_logits[0, 0].float()
-            aux = torch.stack(buf_logits[:n]).mean(0)
-            yield from self._emit(
-                task, class_logits, aux, [masks], geometry, buf_idx[emit_from:emit_to], buf_img[emit_from:emit_to],
-                timer, stable=True,
-            )  # fmt: skip
-            first_chunk = False
-
-        for window in self._windows(source, timer):
-            with timer("tracker"):
-                logits, _, embeds, state = self._track(window, state, masks=False)
-            geometry = window.geometry
-            for k, index in enumerate(window.indices):
-                buf_idx.append(index)
-                buf_img.append(window.images[k])
-                buf_logits.append(logits[k])
-                buf_inst.append(embeds[k])
-                buf_frame.append(window.seg.embeds_unnormed[k])
-                buf_mf.append(window.seg.mask_features[k])
-                if len(buf_idx) == length:
-                    yield from refine(final=False)
-                    drop = length - overlap
-                    for buf in (buf_idx, buf_img, buf_logits, buf_inst, buf_frame, buf_mf):
-                        del buf[:drop]
-        if buf_idx:
-            # The last (possibly shorter) chunk: the frames not emitted yet, with the carried overlap.
-            yield from refine(final=True)
-
-    # -- post-processing and emission --------------------------------------------------------------
-
-    def _emit(
-        self,
-        task: Task,
-        class_logits: torch.Tensor,
-        aux_class_logits: torch.Tensor | None,
-        mask_chunks: Sequence[torch.Tensor],
-        geometry: MaskGeometry,
-        indices: Sequence[int],
-        images: Sequence[np.ndarray],
-        timer: _Timer,
-        *,
-        stable: bool,
-    ) -> Iterator[tuple[FrameResult, np.ndarray]]:
-        """Decide and emit frames whose mask logits are all given (one window or chunk)."""
-        results = self._decide(
-            task, class_logits, aux_class_logits, iter(mask_chunks), geometry, timer, stable=stable
-        )
-        for (result_fn, k), image in zip(results, images, strict=True):
-            yield result_fn(indices[k]), image
-
-    def _emit_video(
-        self,
-        task: Task,
-        class_logits: torch.Tensor,
-        aux_class_logits: torch.Tensor | None,
-        mask_chunks: Iterator[torch.Tensor],
-        geometry: MaskGeometry,
-        source: VideoSource,
-        timer: _Timer,
-    ) -> Iterator[tuple[FrameResult, np.ndarray]]:
-        """Decide on the whole video, then emit every frame with the re-decoded input image."""
-        results = self._decide(
-            task, class_logits, aux_class_logits, mask_chunks, geometry, timer, stable=False
-        )
-        images = iter(source)
-        for index, (result_fn, _) in enumerate(results):
+                frame = next(frames, None)
+            if frame is None:
+                break
+            if images and not at_end:
+                pending[index] = frame
+            elif images and not replay:
+                spilled.append(torch.from_numpy(frame))
+            index += 1
+            for result in session.step(frame):
+                yield result, pending.pop(result.index, None)
+        rest: Iterable[FrameResult] = session.close()
+        if not (images and at_end):
+            for result in rest:
+                yield result, pending.pop(result.index, None)
+            return
+        again = iter(source) if replay else (entry[0].numpy() for entry in spilled)
+        for result in rest:
             with timer("decode"):
-                image = next(images)
-            yield result_fn(index), image
-
-    def _decide(
-        self,
-        task: Task,
-        class_logits: torch.Tensor,
-        aux_class_logits: torch.Tensor | None,
-        mask_chunks: Iterator[torch.Tensor],
-        geometry: MaskGeometry,
-        timer: _Timer,
-        *,
-        stable: bool,
-    ) -> Iterator[tuple[_FrameFactory, int]]:
-        """Yield, frame by frame, a factory ``index -> result`` and the frame's position.
-
-        VPS takes two passes over the chunks (counts over the whole span, then painting); the
-        compact per-voxel winners of the first pass are spilled in between.
-        """
-        inf = self.config.inference
-        num_queries = class_logits.shape[0]
-        if task == "vps":
-            stream = PanopticStream(
-                class_logits,
-                geometry,
-                num_things=self.config.model.num_things,
-                object_mask_threshold=inf.object_mask_threshold,
-                overlap_threshold=inf.overlap_threshold,
-                aux_class_logits=aux_class_logits,
-                device=self.device,
-                stable_ids=num_queries if stable else None,
-            )
-            with TensorSpill(ram_budget=self.spill_ram_budget) as winners:
-                for chunk in mask_chunks:
-                    # One frame at a time: the full-resolution [Q, H, W] planes dominate memory.
-                    for frame in chunk.split(1):
-                        with timer("postprocess"):
-                            w = stream.add(frame)
-                        winners.append(w.winner, w.foreground)
-                with timer("postprocess"):
-                    segments = stream.finish()
-                order = {s.id: (k, s) for k, s in enumerate(segments)}
-                position = 0
-                for winner, foreground in winners:
-                    with timer("postprocess"):
-                        painted = stream.paint(ChunkWinners(winner, foreground)).numpy()
-                    for ids in painted:
-                        yield _panoptic_factory(ids, order), position
-                        position += 1
-            return
-        probs = class_probabilities(class_logits, aux_class_logits)[:, :-1]  # [Q, K]
-        if task == "vss":
-            position = 0
-            for chunk in mask_chunks:
-                for frame in chunk.split(1):
-                    with timer("postprocess"):
-                        labels = _semantic_labels(frame.to(self.device), probs, geometry)
-                    yield _semantic_factory(labels.cpu().numpy().astype(np.int32)), position
-                    position += 1
-            return
-        # VIS: the max_num best (track, class) pairs, each with its track's binary masks.
-        scores, flat = probs.flatten().topk(min(inf.max_instances, probs.numel()))
-        labels_k = (flat % probs.shape[1]).tolist()
-        queries = (flat // probs.shape[1]).tolist()
-        # One id per (track, class) pair: the same in every frame, chunk and window.
-        instances = [
-            Segment(
-                id=1 + q * probs.shape[1] + c,
-                category_id=c,
-                isthing=c < self.config.model.num_things,
-                score=float(s),
-                track=q,
-            )
-            for q, c, s in zip(queries, labels_k, scores.tolist(), strict=True)
-        ]
-        position = 0
-        selected = torch.tensor(queries, dtype=torch.long)
-        for chunk in mask_chunks:
-            for frame in chunk.split(1):
-                with timer("postprocess"):
-                    sel = frame[:, selected.to(frame.device)].to(self.device)
-                    binary = (resize_masks(sel, geometry, sigmoid="none") > 0).cpu().numpy()
-                yield _instance_factory(binary[0], instances), position
-                position += 1
-
-
-# ------------------------------------------------------------------------------------------------
-# Helpers
-# ------------------------------------------------------------------------------------------------
-
-
-def _semantic_labels(
-    frame: torch.Tensor,
-    probs: torch.Tensor,
-    geometry: MaskGeometry,
-    planes: int = PanopticStream.PLANES_PER_PASS,
-) -> torch.Tensor:
-    """Per-pixel class of one frame: argmax_k sum_q p(k | q) * mask_q, accumulated over the
-    queries ``planes`` at a time so the full-resolution masks of all Q queries never coexist.
-
-    Args: frame [1, Q, h, w] mask logits, probs [Q, K]. Returns [H, W] int64.
-    """
-    semseg: torch.Tensor | None = None
-    probs = probs.to(frame.device)
-    for start in range(0, frame.shape[1], planes):
-        masks = resize_masks(frame[:, start : start + planes], geometry, sigmoid="before_output_resize")
-        part = torch.einsum("qk,tqhw->tkhw", probs[start : start + planes], masks)
-        semseg = part if semseg is None else semseg + part
-    assert semseg is not None
-    return semseg[0].argmax(0)
-
-
-def _panoptic_factory(ids: np.ndarray, order: dict[int, tuple[int, Segment]]) -> _FrameFactory:
-    """Segments present in the frame, in the segment list's order."""
-    present = sorted((order[int(i)] for i in np.unique(ids) if i > 0), key=lambda p: p[0])
-    segments = [seg for _, seg in present]
-    return lambda index: PanopticFrame(index=index, segment_ids=ids, segments=segments)
-
-
-def _semantic_factory(labels: np.ndarray) -> _FrameFactory:
-    return lambda index: SemanticFrame(index=index, classes=labels)
-
-
-def _instance_factory(masks: np.ndarray, instances: list[Segment]) -> _FrameFactory:
-    return lambda index: InstanceFrame(index=index, masks=masks, instances=instances)
-
-
-def _float(seg: SegmenterOutput) -> SegmenterOutput:
-    """Outputs in float32 (autocast may leave bf16/fp16) for the tracker and post-processing."""
-    return replace(
-        seg,
-        class_logits=seg.class_logits.float(),
-        mask_logits=seg.mask_logits.float(),
-        embeds=seg.embeds.float(),
-        embeds_unnormed=seg.embeds_unnormed.float(),
-        mask_features=seg.mask_features.float(),
-    )
+                image = next(again)
+            yield result, image
 
 
 def as_video_source(video: VideoInput) -> VideoSource:
@@ -696,11 +334,3 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise InputError(f"device: expected cpu or cuda, got {device!r}")
     return dev
-
-
-def _progress(source: VideoSource, enabled: bool):  # type: ignore[no-untyped-def]
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=source.num_frames or None, unit="frame", desc=source.name, dynamic_ncols=True)

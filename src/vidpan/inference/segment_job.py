@@ -2,7 +2,8 @@
 
 :func:`load_segmenter` loads a model once (weights, config, categories, predictor);
 :func:`segment_to_dir` runs it on a list of inputs and writes every output of the chosen task into
-one directory, assembled under a temporary name and renamed at the end (``OutputDirectory``).
+one directory, assembled in a hidden work folder and moved in at the end (``OutputDirectory``:
+nothing vidpan did not write is ever replaced; an output holding an input is refused).
 :func:`open_inputs` validates the inputs first, before the model loads. The command line, batch runs (one call per video, model loaded once per worker) and Python users
 call the same two functions.
 """
@@ -14,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidpan.config import Config, save_yaml
+from vidpan.config import DEFAULT_MAX_INPUT_PIXELS, Config, save_yaml
 from vidpan.data.categories import CategoryMapping
 from vidpan.errors import InputError
 from vidpan.inference.output import FrameWriter, OutputDirectory
 from vidpan.inference.predictor import Mode, Precision, Task, VideoPredictor
-from vidpan.inference.video_io import VideoSource, open_video
+from vidpan.inference.video_io import ArrayVideoSource, VideoSource, open_video
 from vidpan.inference.writers import (
     FrameJSONWriter,
     OverlayVideoWriter,
@@ -45,6 +46,7 @@ class SegmentOptions:
     overlay: bool = False
     stream: bool = False
     progress: bool = False
+    overwrite: bool = False  # replace vidpan's own earlier outputs in the output folder
     engine: str = "torch"  # torch | onnxruntime (exported segmenter + tracker step, vidpan.export)
     exported: Path | None = None  # --engine onnxruntime: the directory written by `vidpan export`
 
@@ -84,6 +86,9 @@ class SegmentReport:
     task: Task
     mode: Mode
     videos: list[VideoSummary] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)  # top-level names moved into out_dir
+    # Videos that decoded to fewer frames than they declare (truncated downloads): name -> why.
+    incomplete: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -126,10 +131,16 @@ def load_segmenter(options: SegmentOptions) -> LoadedSegmenter:
 
 
 def task_writers(
-    out: OutputDirectory, task: str, labels: CategoryMapping, *, overlay: bool
+    out: OutputDirectory,
+    task: str,
+    labels: CategoryMapping,
+    *,
+    overlay: bool,
+    sources: Sequence[VideoSource] = (),
 ) -> list[FrameWriter]:
-    """The writers of one task: ``frames.jsonl``, the task's submission files, the overlay video."""
-    writers: list[FrameWriter] = [FrameJSONWriter(out, labels=labels)]
+    """The writers of one task: ``frames.jsonl`` (with the ``sources``' frame times), the task's
+    submission files, the overlay video."""
+    writers: list[FrameWriter] = [FrameJSONWriter(out, labels=labels, sources=sources)]
     if task == "vps":
         writers.append(VIPSegSubmissionWriter(out, labels=labels))
     elif task == "vss":
@@ -141,10 +152,28 @@ def task_writers(
     return writers
 
 
-def open_inputs(inputs: Sequence[str | Path]) -> list[VideoSource]:
+def max_pixels_override(overrides: Sequence[str]) -> int:
+    """``inference.max_input_pixels`` as ``--set`` gives it (validated), else the default: the
+    limit must apply when the inputs are opened, before the model (and its config) loads."""
+    from vidpan.config import InferenceConfig, apply_overrides
+
+    mine = [o for o in overrides if o.split("=", 1)[0].strip() == "inference.max_input_pixels"]
+    if not mine:
+        return DEFAULT_MAX_INPUT_PIXELS
+    shifted = [o.split("=", 1)[0].strip().removeprefix("inference.") + "=" + o.split("=", 1)[1] for o in mine]
+    try:
+        return apply_overrides(InferenceConfig(), shifted).max_input_pixels
+    except InputError as exc:
+        raise InputError(f"inference.{exc}") from None
+
+
+def open_inputs(
+    inputs: Sequence[str | Path], *, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS
+) -> list[VideoSource]:
     """Open (and so validate) every input; two inputs with the same video name are refused,
-    since their outputs would collide. Cheap: call it before loading the model."""
-    sources = [open_video(path) for path in inputs]
+    since their outputs would collide. Frames above ``max_pixels`` are refused from their
+    headers. Cheap: call it before loading the model."""
+    sources = [open_video(path, max_pixels=max_pixels) for path in inputs]
     names = [s.name for s in sources]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -157,8 +186,17 @@ def segment_to_dir(
 ) -> SegmentReport:
     """Segment opened ``sources`` (:func:`open_inputs`) into ``out_dir``."""
     report = SegmentReport(out_dir=out_dir, task=loaded.task, mode=loaded.mode)
-    with OutputDirectory(out_dir) as out:
-        writers = task_writers(out, loaded.task, loaded.categories, overlay=options.overlay)
+    limit = loaded.config.inference.max_input_pixels
+    for source in sources:  # the model's own config may set a lower limit
+        if limit and source.height * source.width > limit:
+            raise InputError(
+                f"frame size {source.width}x{source.height} is above the limit of {limit:,} pixels "
+                "(inference.max_input_pixels)",
+                path=source.path,
+            )
+    inputs = [s.path for s in sources if not isinstance(s, ArrayVideoSource)]
+    with OutputDirectory(out_dir, overwrite=options.overwrite, inputs=inputs) as out:
+        writers = task_writers(out, loaded.task, loaded.categories, overlay=options.overlay, sources=sources)
         save_yaml(loaded.config, out.file("config.yaml"))
         for source in sources:
             prediction = loaded.predictor.predict(
@@ -180,4 +218,8 @@ def segment_to_dir(
                     seconds=prediction.seconds,
                 )
             )
+            if source.incomplete:
+                report.incomplete[source.name] = f"{source.path}: {source.incomplete}"
+        out.notes["incomplete"] = report.incomplete  # recorded in the output's manifest
+    report.written = out.written
     return report

@@ -6,11 +6,19 @@ video has been seen. The reference keeps them all in RAM (DVIS #13: "killed" on 
 :class:`TensorSpill` keeps them in RAM up to a budget and writes the rest to ``.npy`` files in
 a private temporary directory, reading each back when it is needed, so resident memory stays
 bounded while disk use grows with the video. Values round-trip exactly.
+
+Where the files go: ``directory`` if given, else the folder set by :func:`spill_directory` (an
+:class:`~vidpan.inference.output.OutputDirectory` sets its own ``.partial`` folder, so spilled
+tensors live and die with the run's work in progress), else the system temp directory. Each spill
+folder is an :func:`~vidpan.utils.locks.owned_directory` (``vidpan-spill-<pid>-*``): SIGINT and
+SIGTERM remove it (the ``with`` block unwinds), and the folders a SIGKILLed run left behind are
+removed by the next spill created in the same parent.
 """
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import contextvars
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,18 +27,38 @@ from types import TracebackType
 import numpy as np
 import torch
 
+from vidpan.utils.locks import OwnedDirectory, owned_directory, remove_stale
+
+SPILL_PREFIX = "vidpan-spill-"
+
+_DEFAULT_PARENT: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "vidpan_spill_parent", default=None
+)
+
+
+@contextlib.contextmanager
+def spill_directory(parent: str | Path) -> Iterator[None]:
+    """Within the block, spills created without ``directory`` go under ``parent``."""
+    token = _DEFAULT_PARENT.set(Path(parent))
+    try:
+        yield
+    finally:
+        _DEFAULT_PARENT.reset(token)
+
 
 class TensorSpill:
     """An append-only list of tuples of CPU tensors, spilled to disk beyond ``ram_budget`` bytes.
 
     Args:
         ram_budget: bytes kept in memory before entries go to disk (0 = always disk).
-        directory: parent of the temporary directory (default: the system temp directory).
+        directory: parent of the temporary directory (default: the :func:`spill_directory` of
+            the block, else the system temp directory).
     """
 
     def __init__(self, *, ram_budget: int = 256 << 20, directory: str | Path | None = None) -> None:
         self.ram_budget = ram_budget
-        self._parent = None if directory is None else Path(directory)
+        self._parent = Path(directory) if directory is not None else _DEFAULT_PARENT.get()
+        self._owned: OwnedDirectory | None = None
         self._dir: Path | None = None
         self._entries: list[tuple[torch.Tensor, ...] | Path] = []
         self._ram = 0
@@ -45,7 +73,11 @@ class TensorSpill:
             self._ram += size
             return
         if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="vidpan-spill-", dir=self._parent))
+            parent = self._parent if self._parent is not None else Path(tempfile.gettempdir())
+            parent.mkdir(parents=True, exist_ok=True)
+            remove_stale(parent, SPILL_PREFIX)  # left by killed runs
+            self._owned = owned_directory(parent, SPILL_PREFIX)
+            self._dir = self._owned.path
         path = self._dir / f"{len(self._entries):07d}.npz"
         with open(path, "wb") as f:
             np.savez(f, *[t.numpy() for t in cpu])
@@ -70,9 +102,14 @@ class TensorSpill:
         """Drop every entry and delete the temporary directory."""
         self._entries.clear()
         self._ram = 0
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        if self._owned is not None:
+            self._owned.remove()
+            self._owned = self._dir = None
+
+    @property
+    def path(self) -> Path | None:
+        """The spill folder (None until the first entry goes to disk)."""
+        return self._dir
 
     def __enter__(self) -> TensorSpill:
         return self

@@ -87,8 +87,10 @@ def segment_tasks(
     overrides: Sequence[str] = (),
     overlay: bool = False,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> list[str]:
-    """Segment ``inputs`` for every task of ``tasks``; returns one summary line per video and task."""
+    """Segment ``inputs`` for every task of ``tasks``; returns one summary line per video and task.
+    ``overwrite`` allows replacing vidpan's own earlier outputs in ``out_dir``."""
     if vss_from not in VSS_FROM:
         raise InputError(f"--vss-from: expected soft or panoptic, got {vss_from!r}")
     if vss_from == "panoptic" and "vss" not in tasks:
@@ -126,7 +128,7 @@ def segment_tasks(
         configs.append(vcfg)
         models.append(vmodel)
     summaries: list[str] = []
-    with OutputDirectory(out_dir) as out:
+    with OutputDirectory(out_dir, overwrite=overwrite, inputs=inputs) as out:
         runs: list[_Task] = []
         for k, task in enumerate(passes):
             predictor = VideoPredictor(models[k], configs[k], device=device, precision=precision,  # type: ignore[arg-type]
@@ -140,7 +142,7 @@ def segment_tasks(
             if run_as != task:
                 desc = "vss from panoptic"
             runs.append(_Task(desc, predictor, writers, run_as))
-        runs[0].writers.insert(0, FrameJSONWriter(out, labels=labels))
+        runs[0].writers.insert(0, FrameJSONWriter(out, labels=labels, sources=sources))
         if overlay:
             runs[0].writers.append(OverlayVideoWriter(out, labels=labels))
         resolved = dataclasses.replace(

@@ -14,12 +14,23 @@ Decisions (see ``docs/video_io.md``):
   (detectron2's ``read_image`` does the same).
 - **Frame rate.** ``fps`` is the stream's average rate; variable-frame-rate streams are decoded
   in presentation order and frame ``i`` is simply the i-th decoded frame (no frames are
-  duplicated or dropped to force a constant rate). Folders have no rate: ``folder_fps``
-  (default :data:`DEFAULT_FOLDER_FPS` = 24) is used.
+  duplicated or dropped to force a constant rate). Each frame's presentation time in seconds is
+  kept in ``timestamps`` (filled as frames are decoded; ``frames.jsonl`` records it as
+  ``time``), so VFR timing is not lost. Folders have no rate: ``folder_fps`` (default
+  :data:`DEFAULT_FOLDER_FPS` = 24) is used and ``timestamps`` is None.
 - **Frame count.** Exact for folders. For files it is the container header's frame count when
   the container stores one (mp4/mov/avi), else ``duration x fps`` rounded (mkv/webm), else 0;
   ``num_frames_exact`` is False for every file because damaged or edit-listed files can decode to
-  a different number. The decoded count is what counts; a shortfall is logged as a warning.
+  a different number. The decoded count is what counts. A shortfall (a truncated download whose
+  demuxer stops quietly) is logged as a warning and recorded in ``incomplete`` after the
+  iteration, so ``vidpan segment`` can exit with a distinct code (3) unless ``--allow-partial``;
+  an FFmpeg decode error mid-stream is an :class:`InputError`.
+- **Size limit.** Frames larger than ``max_pixels`` (``inference.max_input_pixels``, default
+  :data:`~vidpan.config.DEFAULT_MAX_INPUT_PIXELS` = 40 MP) are refused from the image or stream
+  header, before any pixel is decoded (decompression bombs: a 12000 x 12000 PNG is tiny on disk).
+- **Pixel formats.** Grayscale, palette, CMYK, alpha (dropped) and 16-bit images are converted
+  to RGB uint8 (16-bit samples keep their 8 most significant bits); 10-bit, 4:4:4 and alpha video
+  streams go through FFmpeg's RGB conversion.
 - **Colour.** YUV->RGB uses the matrix the stream is tagged with (BT.601 when untagged, as
   FFmpeg). A stream whose coded size changes mid-way is rescaled to the size of its first frame.
 
@@ -33,9 +44,11 @@ from __future__ import annotations
 import logging
 import math
 import re
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from struct import error as struct_error
 from typing import Any
 
 import av
@@ -44,6 +57,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from vidpan.config import DEFAULT_MAX_INPUT_PIXELS
 from vidpan.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -88,6 +102,10 @@ class VideoSource(ABC):
     width: int
     # Source file names of the frames (folders), else None; writers name outputs after them.
     frame_names: list[str] | None
+    # Presentation time (s) of each decoded frame so far (files), else None (folders, arrays).
+    timestamps: list[float] | None = None
+    # Why the last complete iteration delivered fewer frames than the file declares, else None.
+    incomplete: str | None = None
 
     @abstractmethod
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -118,10 +136,12 @@ class VideoSource(ABC):
 class VideoFileSource(VideoSource):
     """A video file decoded with PyAV (first video stream)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> None:
         self.path = Path(path)
         self.name = self.path.stem
         self.frame_names = None
+        self.timestamps = []
+        self.incomplete = None
         try:
             container = av.open(str(self.path))
         except _DECODE_ERRORS as exc:
@@ -130,9 +150,14 @@ class VideoFileSource(VideoSource):
             if not container.streams.video:
                 raise InputError("no video stream in the file", path=self.path)
             stream = container.streams.video[0]
+            # Refuse from the header, before FFmpeg allocates a single frame of that size.
+            ctx = stream.codec_context
+            _check_pixels(int(ctx.height or 0), int(ctx.width or 0), max_pixels, self.path, "declared")
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             self.fps = float(rate) if rate and rate > 0 else DEFAULT_FOLDER_FPS
-            self.num_frames, self._count_from_header = _frame_count(container, stream, self.fps)
+            self.num_frames, self._count_from_header, self._duration = _frame_count(
+                container, stream, self.fps
+            )
             self.num_frames_exact = False
             # Decode the first frame: proves the stream is decodable, gives the true size and
             # the rotation (stream headers can lie about both).
@@ -142,6 +167,7 @@ class VideoFileSource(VideoSource):
                 raise InputError(f"cannot decode the first frame ({_reason(exc)})", path=self.path) from None
             if first is None:
                 raise InputError("the video stream has no frames", path=self.path)
+            _check_pixels(first.height, first.width, max_pixels, self.path, "decoded")
             self._coded_size = (first.height, first.width)
             self._rotation = _quarter_turns(first.rotation)
             h, w = self._coded_size
@@ -150,6 +176,9 @@ class VideoFileSource(VideoSource):
     def __iter__(self) -> Iterator[np.ndarray]:
         h, w = self._coded_size
         index = 0
+        # Filled by the first pass as frames are decoded; later passes decode the same frames.
+        times = self.timestamps if self.timestamps is not None else []
+        self.timestamps = times
         try:
             with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
@@ -159,6 +188,8 @@ class VideoFileSource(VideoSource):
                     rgb: np.ndarray = frame.to_ndarray(format="rgb24", width=w, height=h)
                     if self._rotation:
                         rgb = np.ascontiguousarray(np.rot90(rgb, self._rotation))
+                    if index == len(times):
+                        times.append(_seconds(frame, index, self.fps))
                     yield rgb
                     index += 1
         except _DECODE_ERRORS as exc:
@@ -167,8 +198,15 @@ class VideoFileSource(VideoSource):
                 path=self.path,
             ) from None
         # A shortfall usually means a truncated or damaged file whose demuxer stopped quietly.
-        tolerance = 0 if self._count_from_header else max(2, round(0.05 * self.num_frames))
-        if self.num_frames and abs(index - self.num_frames) > tolerance:
+        # Without a header count, compare times, not counts: a variable-frame-rate stream
+        # decodes to a different count than duration x average rate but still reaches the end.
+        self.incomplete = None
+        if self._count_from_header:
+            short = index != self.num_frames
+        else:
+            end = times[-1] + 1.0 / self.fps if times else 0.0
+            short = self._duration > 0 and self._duration - end > max(2.0 / self.fps, 0.05 * self._duration)
+        if self.num_frames and short:
             what = (
                 "the container header's count" if self._count_from_header else "estimated from the duration"
             )
@@ -179,6 +217,10 @@ class VideoFileSource(VideoSource):
                 self.num_frames,
                 what,
             )
+            if index < self.num_frames or not self._count_from_header:
+                self.incomplete = (
+                    f"decoded {index} of {self.num_frames} frames ({what}): truncated or damaged file"
+                )
 
 
 class FrameFolderSource(VideoSource):
@@ -189,8 +231,11 @@ class FrameFolderSource(VideoSource):
     it is reached.
     """
 
-    def __init__(self, path: str | Path, *, fps: float = DEFAULT_FOLDER_FPS) -> None:
+    def __init__(
+        self, path: str | Path, *, fps: float = DEFAULT_FOLDER_FPS, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS
+    ) -> None:
         self.path = Path(path)
+        self.max_pixels = max_pixels
         resolved = self.path.resolve()
         # VSPW keeps frames in data/<video>/origin: name such a folder after its video.
         self.name = resolved.parent.name if resolved.name == "origin" else resolved.name
@@ -214,12 +259,12 @@ class FrameFolderSource(VideoSource):
         self.frame_names = [p.name for p in files]
         self.num_frames = len(files)
         self.num_frames_exact = True
-        self.height, self.width = _read_image(files[0]).shape[:2]
+        self.height, self.width = _read_image(files[0], max_pixels).shape[:2]
 
     def __iter__(self) -> Iterator[np.ndarray]:
         first = self._files[0]
         for p in self._files:
-            rgb = _read_image(p)
+            rgb = _read_image(p, self.max_pixels)
             if rgb.shape[:2] != (self.height, self.width):
                 raise InputError(
                     f"frame size {rgb.shape[0]}x{rgb.shape[1]} (HxW) differs from the first frame "
@@ -229,22 +274,29 @@ class FrameFolderSource(VideoSource):
             yield rgb
 
 
-def open_video(path: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS) -> VideoSource:
+def open_video(
+    path: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS
+) -> VideoSource:
     """Open a video file or a folder of frames for streaming.
 
     Args:
         path: a video file (see :data:`VIDEO_EXTENSIONS`) or a folder of frame images.
         folder_fps: frame rate reported for a folder of frames (folders carry none).
+        max_pixels: largest frame (height x width) accepted (``inference.max_input_pixels``;
+            0 = no limit).
 
     Raises:
         InputError: naming the file, if the path does not exist, has an unsupported extension,
-            cannot be decoded, has no video stream or no frames, or is a folder without images.
+            cannot be decoded, has no video stream or no frames, is a folder without images, or
+            has frames above ``max_pixels``.
     """
     path = Path(path)
     if path.is_dir():
-        return FrameFolderSource(path, fps=folder_fps)
+        return FrameFolderSource(path, fps=folder_fps, max_pixels=max_pixels)
     if not path.exists():
         raise InputError("no such video file or frame folder", path=path)
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise InputError("not a regular file or folder (a pipe or device?)", path=path)
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
         raise InputError(
@@ -256,7 +308,7 @@ def open_video(path: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS) -> V
             f"({', '.join(sorted(VIDEO_EXTENSIONS))}) or a folder of frame images",
             path=path,
         )
-    return VideoFileSource(path)
+    return VideoFileSource(path, max_pixels=max_pixels)
 
 
 # ------------------------------------------------------------------------------------------
@@ -339,32 +391,77 @@ def _quarter_turns(rotation: float) -> int:
     return round(rotation / 90.0) % 4
 
 
-def _frame_count(container: Any, stream: Any, fps: float) -> tuple[int, bool]:
-    """(frame count, whether the header stated it): the header's count, else duration x fps,
-    else 0 (unknown)."""
-    if stream.frames and stream.frames > 0:
-        return int(stream.frames), True
+def _frame_count(container: Any, stream: Any, fps: float) -> tuple[int, bool, float]:
+    """(frame count, whether the header stated it, duration in seconds or 0): the header's count,
+    else duration x fps, else 0 (unknown)."""
     duration = None
     if stream.duration is not None and stream.time_base is not None:
         duration = float(stream.duration * stream.time_base)
     elif container.duration is not None:
         duration = container.duration / av.time_base
     if duration is None or not math.isfinite(duration) or duration <= 0:
-        return 0, False
-    return round(duration * fps), False
+        duration = 0.0
+    if stream.frames and stream.frames > 0:
+        return int(stream.frames), True, duration
+    return (round(duration * fps) if duration else 0), False, duration
 
 
-def _read_image(path: Path) -> np.ndarray:
-    """Read a frame image as [H, W, 3] uint8 RGB (EXIF orientation applied)."""
+def _check_pixels(height: int, width: int, max_pixels: int, path: Path, what: str) -> None:
+    if max_pixels and height * width > max_pixels:
+        raise InputError(
+            f"{what} frame size {width}x{height} ({height * width / 1e6:.1f} MP) is above the limit of "
+            f"{max_pixels:,} pixels (inference.max_input_pixels; raise it with "
+            f"--set inference.max_input_pixels=N, 0 = no limit)",
+            path=path,
+        )
+
+
+def _seconds(frame: Any, index: int, fps: float) -> float:
+    """Presentation time of a decoded frame in seconds (index / fps when it has no pts)."""
+    if frame.pts is not None and frame.time_base is not None:
+        return round(float(frame.pts * frame.time_base), 6)
+    return round(index / fps, 6)
+
+
+_HIGH_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """[H, W, 3] uint8 RGB of any PIL image; 16-bit samples keep their 8 most significant bits
+    (PIL's own ``convert("RGB")`` clips them at 255, turning a 16-bit frame white)."""
+    if im.mode in _HIGH_BIT_MODES:
+        gray = np.asarray(im).astype(np.int64)
+        gray = (np.clip(gray, 0, 65535) >> 8).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if im.mode == "F":
+        gray = np.nan_to_num(np.asarray(im, dtype=np.float64))
+        top = float(gray.max()) if gray.size else 0.0
+        gray = np.clip(gray * (255.0 / top if top > 1.0 else 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    return np.asarray(im.convert("RGB"))
+
+
+def _read_image(path: Path, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
+    """Read a frame image as [H, W, 3] uint8 RGB (EXIF orientation applied), refusing frames
+    above ``max_pixels`` from the header, before decoding."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            upright = ImageOps.exif_transpose(im)
-            rgb = np.asarray(upright.convert("RGB"))
+        with warnings.catch_warnings():
+            # vidpan's own limit applies; PIL's warning would only repeat it (its hard limit,
+            # 2 x MAX_IMAGE_PIXELS, still raises DecompressionBombError).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                _check_pixels(im.height, im.width, max_pixels, path, "image")
+                im.load()
+                upright = ImageOps.exif_transpose(im)
+                rgb = _to_rgb(upright)
     except FileNotFoundError:
         raise InputError("frame file disappeared", path=path) from None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"cannot read the frame image ({exc})", path=path) from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"refused as a decompression bomb ({exc})", path=path) from None
+    except (OSError, ValueError, SyntaxError, struct_error) as exc:
+        raise InputError(f"cannot read the frame image ({_reason(exc)})", path=path) from None
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise InputError(f"cannot read the frame image (decoded to shape {rgb.shape})", path=path)
     return rgb
 
 

@@ -9,7 +9,6 @@ default font at the deepest interior point of each region (:func:`regions.label_
 
 from __future__ import annotations
 
-import colorsys
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -17,24 +16,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from vidpan.data.categories import CategoryMapping
+from vidpan.data.colors import Color, id_color
 from vidpan.inference.regions import boundaries, label_point, region_stats
 from vidpan.structures import PanopticFrame, SemanticFrame
-
-Color = tuple[int, int, int]
-
-_GOLDEN = 0.6180339887498949
-_SATURATIONS = (0.9, 0.65, 0.8)
-_VALUES = (0.95, 0.75)
-
-
-def id_color(key: int, *, salt: int = 0) -> Color:
-    """A bright, deterministic colour for an integer key (``salt`` gives an independent palette)."""
-    k = abs(int(key)) + 7919 * salt
-    hue = (0.13 + k * _GOLDEN) % 1.0
-    sat = _SATURATIONS[k % len(_SATURATIONS)]
-    val = _VALUES[(k // len(_SATURATIONS)) % len(_VALUES)]
-    r, g, b = colorsys.hsv_to_rgb(hue, sat, val)
-    return round(r * 255), round(g * 255), round(b * 255)
 
 
 def text_color(background: Color) -> Color:

@@ -11,6 +11,8 @@ absent) and follow the :class:`~vidpan.inference.output.FrameWriter` protocol
   uint8 PNGs of 0-based dataset class ids (255 = void), for ``vidpan eval vss``.
 - :class:`OverlayVideoWriter` -- ``overlay/<video>.mp4``: H.264 overlay for people.
 - :class:`FrameJSONWriter` -- ``frames.jsonl``: one JSON object per line per frame.
+- :class:`~vidpan.inference.vis_results.YTVISResultsWriter` -- ``results.json``: YouTube-VIS
+  results (compressed RLE, things only; re-exported here).
 
 Memory is constant in the video length: PNGs are written as frames arrive, JSON is streamed
 into the file (``pred.json`` is only valid once closed, which the atomic directory guarantees).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any, TextIO
 
@@ -38,10 +41,21 @@ from vidpan.inference.output import (
     panoptic_regions,
 )
 from vidpan.inference.regions import region_stats
+from vidpan.inference.video_io import VideoSource
+from vidpan.inference.vis_results import YTVISResultsWriter, rle_encode
 from vidpan.inference.visualize import draw_panoptic, draw_semantic
 from vidpan.structures import InstanceFrame, PanopticFrame, SemanticFrame
 
 VOID_LABEL = 255  # VSPW void / ignore value in semantic PNGs
+
+__all__ = [
+    "FrameJSONWriter",
+    "OverlayVideoWriter",
+    "SemanticPNGWriter",
+    "VIPSegSubmissionWriter",
+    "YTVISResultsWriter",
+    "rle_encode",
+]
 
 
 class VIPSegSubmissionWriter(FrameWriter):
@@ -281,7 +295,7 @@ class FrameJSONWriter(FrameWriter):
 
     Panoptic frame::
 
-        {"video": str, "frame": int, "name": str, "height": int, "width": int,
+        {"video": str, "frame": int, "name": str, ["time": float,] "height": int, "width": int,
          "segments": [{"id", "category_id", "category_name", "isthing", "score", "area",
                        "bbox": [x, y, w, h], "track"}, ...]}
 
@@ -291,14 +305,29 @@ class FrameJSONWriter(FrameWriter):
     "category_name", "area", "bbox"}]`` instead of ``segments``. Instance (VIS) frame:
     ``"instances": [{"id", "category_id", "category_name", "score", "area", "bbox", "track"}]``
     (masks may overlap; the full masks are in the YouTube-VIS ``results.json``).
+
+    ``time`` is the frame's presentation time in seconds, for videos among ``sources`` that have
+    timestamps (video files: variable frame rates keep their timing); absent for frame folders.
     """
 
     def __init__(
-        self, out: OutputDirectory, *, labels: CategoryMapping | None = None, filename: str = "frames.jsonl"
+        self,
+        out: OutputDirectory,
+        *,
+        labels: CategoryMapping | None = None,
+        filename: str = "frames.jsonl",
+        sources: Sequence[VideoSource] = (),
     ) -> None:
         super().__init__(out)
         self.labels = labels
+        self._sources = {s.name: s for s in sources}
         self._file: TextIO | None = out.file(filename).open("w", encoding="utf-8")
+
+    def _time(self, index: int) -> float | None:
+        """Presentation time (s) of frame ``index`` of the current video, if its source has one."""
+        source = self._sources.get(self.video or "")
+        times = None if source is None else source.timestamps
+        return times[index] if times is not None and index < len(times) else None
 
     def _category(self, model_class: int) -> tuple[int, str]:
         if self.labels is None:
@@ -313,6 +342,9 @@ class FrameJSONWriter(FrameWriter):
             "frame": result.index,
             "name": self.frame_stem(result.index),
         }
+        time = self._time(result.index)
+        if time is not None:
+            record["time"] = time
         if isinstance(result, PanopticFrame):
             stats, present = panoptic_regions(result)
             record["height"], record["width"] = result.segment_ids.shape
@@ -378,58 +410,3 @@ class FrameJSONWriter(FrameWriter):
         if self._file is not None:
             self._file.close()
             self._file = None
-
-
-def rle_encode(mask: np.ndarray) -> dict[str, Any]:
-    """COCO uncompressed RLE of a [H, W] bool mask: run lengths over the column-major pixels,
-    starting with a run of zeros (``{"size": [H, W], "counts": [...]}``)."""
-    flat = np.asarray(mask, dtype=bool).flatten(order="F")
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
-    counts = np.diff(bounds).tolist()
-    if flat.size and flat[0]:
-        counts = [0, *counts]
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": counts}
-
-
-class YTVISResultsWriter(FrameWriter):
-    """VIS results in the YouTube-VIS submission format (``results.json``): one entry per
-    (track, class) pair and video, ``{"video_id", "category_id", "score", "segmentations"}`` with
-    one uncompressed COCO RLE per frame (``null`` where the instance has no pixel).
-
-    Entries are assembled per video in memory (RLE is compact) and written at the end.
-    """
-
-    def __init__(
-        self, out: OutputDirectory, *, labels: CategoryMapping | None = None, filename: str = "results.json"
-    ) -> None:
-        super().__init__(out)
-        self.labels = labels
-        self.path = out.file(filename)
-        self._results: list[dict[str, Any]] = []
-        self._video: dict[int, dict[str, Any]] = {}
-
-    def _start_video(self) -> None:
-        self._video = {}
-
-    def _write(self, result: FrameResult, image: np.ndarray | None) -> None:
-        if not isinstance(result, InstanceFrame):
-            raise TypeError("YTVISResultsWriter writes InstanceFrame results (task vis)")
-        for n, inst in enumerate(result.instances):
-            entry = self._video.get(inst.id)
-            if entry is None:
-                category = (
-                    inst.category_id if self.labels is None else self.labels.to_dataset(inst.category_id)
-                )
-                entry = {"video_id": self.video, "category_id": int(category), "score": float(inst.score),
-                         "segmentations": []}  # fmt: skip
-                self._video[inst.id] = entry
-            mask = result.masks[n]
-            entry["segmentations"].append(rle_encode(mask) if mask.any() else None)
-
-    def _end_video(self) -> None:
-        self._results.extend(self._video.values())
-        self._video = {}
-
-    def _finish(self) -> None:
-        self.path.write_text(json.dumps(self._results) + "\n", encoding="utf-8")

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
@@ -84,9 +85,27 @@ def mask_dice_cost(pred_points: torch.Tensor, target_points: torch.Tensor) -> to
     return 1.0 - (numerator + 1.0) / (denominator + 1.0)
 
 
+class NonFiniteCostError(FloatingPointError):
+    """The matching cost holds NaN or inf: the predictions are not finite (training diverged).
+
+    A :class:`FloatingPointError`, like the trainer's non-finite-loss check, which it precedes
+    (matching runs before the loss); scipy would raise an opaque ``ValueError`` instead.
+    """
+
+
 def solve_assignment(cost: torch.Tensor) -> MatchIndices:
-    """Minimum-cost assignment of a [Q, M] cost matrix (rows sorted, as scipy returns them)."""
-    rows, cols = linear_sum_assignment(cost.detach().cpu().numpy())
+    """Minimum-cost assignment of a [Q, M] cost matrix (rows sorted, as scipy returns them).
+
+    Raises NonFiniteCostError if the cost holds NaN or inf.
+    """
+    values = cost.detach().cpu().float().numpy()
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise NonFiniteCostError(
+            f"the matching cost has {int(values.size - finite.sum())} non-finite entries of {values.size}: "
+            "the predictions are NaN/inf (training diverged; lower solver.base_lr?)"
+        )
+    rows, cols = linear_sum_assignment(values)
     return MatchIndices(
         queries=torch.as_tensor(rows, dtype=torch.int64), targets=torch.as_tensor(cols, dtype=torch.int64)
     )

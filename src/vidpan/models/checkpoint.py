@@ -115,6 +115,27 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return getattr(importlib.import_module(module), name)
 
 
+def damaged_safetensors(path: str | Path, exc: BaseException) -> InputError:
+    """The one-line error for a .safetensors file that cannot be read (truncated, bit-flipped)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return InputError(
+        f"damaged or truncated safetensors file ({first}); download or convert it again", path=path
+    )
+
+
+def refused_pickle(path: str | Path, exc: BaseException) -> InputError:
+    """The one-line error for a pickle ``torch.load(weights_only=True)`` refused: what the file
+    holds and how to convert a trusted one, never PyTorch's hint to disable the safety check."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    what = f"the Python object {found.group(1)}" if found else "Python objects"
+    return InputError(
+        f"refused: the checkpoint contains {what}, not only tensors, and loading it could run code; "
+        "if you trust its source, re-save its tensors with safetensors (safetensors.torch.save_file) "
+        "in the project that made it and pass the .safetensors file",
+        path=path,
+    )
+
+
 def read_pickle_restricted(path: str | Path) -> Any:
     """Unpickle ``path`` allowing only NumPy arrays/dtypes and plain containers."""
     try:
@@ -140,8 +161,11 @@ def _as_state_dict(obj: Any, path: str | Path) -> StateDict:
     for key, value in obj.items():
         if isinstance(value, torch.Tensor):
             state[str(key)] = value
-        elif isinstance(value, np.ndarray):
-            state[str(key)] = torch.from_numpy(np.ascontiguousarray(value))
+        elif isinstance(value, (np.ndarray, np.generic)):
+            # ``np.ascontiguousarray`` returns ndim >= 1: keep 0-d arrays and NumPy scalars (BatchNorm
+            # ``num_batches_tracked`` in detectron2 pickles) 0-d, as the model's buffers are.
+            array = np.asarray(value)
+            state[str(key)] = torch.from_numpy(np.ascontiguousarray(array).reshape(array.shape))
         else:
             bad.append(f"{key} ({type(value).__name__})")
     if bad:
@@ -162,16 +186,17 @@ def read_checkpoint(path: str | Path) -> StateDict:
         try:
             return load_file(str(path))
         except Exception as exc:
-            raise InputError(f"not a readable safetensors file ({exc})", path=path) from exc
+            raise damaged_safetensors(path, exc) from None
     if suffix == ".pkl":
         return _as_state_dict(_unwrap(read_pickle_restricted(path)), path)
     if suffix in (".pth", ".pt", ".bin", ".ckpt"):
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-            raise InputError(
-                f"not a plain tensor checkpoint (weights_only load refused: {exc})", path=path
-            ) from exc
+        except pickle.UnpicklingError as exc:
+            raise refused_pickle(path, exc) from None
+        except (RuntimeError, EOFError, OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"damaged or truncated checkpoint ({first})", path=path) from None
         return _as_state_dict(_unwrap(obj), path)
     raise InputError(
         f"unknown checkpoint type {suffix!r} (expected .pth, .pt, .bin, .pkl or .safetensors)", path=path
@@ -378,7 +403,7 @@ def load_native(path: str | Path) -> tuple[Config, StateDict]:
         with safe_open(str(path), "pt") as f:
             metadata = f.metadata() or {}
     except Exception as exc:
-        raise InputError(f"not a readable safetensors file ({exc})", path=path) from exc
+        raise damaged_safetensors(path, exc) from None
     if metadata.get("format") != NATIVE_FORMAT or "vidpan_config" not in metadata:
         raise InputError(
             "not a vidpan weights file (no vidpan config in the safetensors metadata); "
@@ -389,4 +414,7 @@ def load_native(path: str | Path) -> tuple[Config, StateDict]:
         config = from_dict(Config, json.loads(metadata["vidpan_config"]))
     except (json.JSONDecodeError, InputError) as exc:
         raise InputError(f"invalid embedded config ({exc})", path=path) from exc
-    return config, load_file(str(path))
+    try:
+        return config, load_file(str(path))
+    except Exception as exc:  # header intact, data truncated
+        raise damaged_safetensors(path, exc) from None

@@ -19,9 +19,12 @@ The native format is one ``.safetensors`` file with the resolved config in its m
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
+
+import torch
 
 from vidpan.config import Config, ViTConfig, apply_overrides, load_config
 from vidpan.errors import InputError
@@ -33,6 +36,7 @@ from vidpan.models.checkpoint import (
     add_prefix,
     convert_dinov2_official,
     convert_dvis_plus,
+    damaged_safetensors,
     infer_vit_config,
     load_hf_dinov2_dir,
     load_native,
@@ -62,7 +66,7 @@ def is_native(path: str | Path) -> bool:
 
 
 def _check_vit(found: ViTConfig, wanted: ViTConfig, source: str | Path) -> None:
-    for name in ("embed_dim", "depth", "ffn", "num_register_tokens"):
+    for name in ("embed_dim", "depth", "ffn"):
         if getattr(found, name) != getattr(wanted, name):
             raise InputError(
                 f"the checkpoint's ViT has {name}={getattr(found, name)!r} but the preset expects "
@@ -71,10 +75,29 @@ def _check_vit(found: ViTConfig, wanted: ViTConfig, source: str | Path) -> None:
             )
 
 
+# Properties of a DINOv2 checkpoint, not of the architecture preset: the register tokens and the
+# position-table interpolation rule they imply (offset 0.1 without registers; explicit size with
+# antialias for the registers models). Taken from the checkpoint, never left at the preset's value.
+CHECKPOINT_VIT_FIELDS = ("num_register_tokens", "interpolate_offset", "interpolate_antialias")
+
+
+def adapt_to_checkpoint(config: Config, found: ViTConfig) -> tuple[Config, list[str]]:
+    """``config`` with the checkpoint's registers and interpolation rule -> (config, what changed)."""
+    vit = config.model.vit
+    changes = {f: getattr(found, f) for f in CHECKPOINT_VIT_FIELDS if getattr(found, f) != getattr(vit, f)}
+    if not changes:
+        return config, []
+    notes = [f"model.vit.{f}: {getattr(vit, f)!r} -> {v!r} (from the checkpoint)" for f, v in changes.items()]
+    model = dataclasses.replace(config.model, vit=dataclasses.replace(vit, **changes))
+    return dataclasses.replace(config, model=model), notes
+
+
 def convert_weights(src: str | Path, fmt: Format, config: Config) -> StateDict:
     """Convert a foreign checkpoint to our full-model key names, checked against ``config``.
 
-    Raises :class:`InputError` naming missing / unexpected keys and shape mismatches.
+    Raises :class:`InputError` naming missing / unexpected keys and shape mismatches (and, for
+    DINOv2, registers / interpolation that differ from ``config``: :func:`convert_weights_and_config`
+    adopts those from the checkpoint instead).
     """
     if fmt not in FORMATS:
         raise InputError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -83,12 +106,38 @@ def convert_weights(src: str | Path, fmt: Format, config: Config) -> StateDict:
         model = build_dvis(config.model, parts=parts_in_state(state) or ("segmenter",))
         load_state_dict_strict(model, state, source=str(src))
         return state
+    found, vit_state = _read_vit(src, fmt)
+    mismatched = [f for f in CHECKPOINT_VIT_FIELDS if getattr(found, f) != getattr(config.model.vit, f)]
+    if mismatched:
+        raise InputError(
+            f"the checkpoint's ViT has {', '.join(f'{f}={getattr(found, f)!r}' for f in mismatched)} but the "
+            "config says otherwise: use convert_weights_and_config (vidpan convert does), which adopts them",
+            path=src,
+        )
+    return _finish_vit(found, vit_state, config.model.vit, src)
+
+
+def convert_weights_and_config(
+    src: str | Path, fmt: Format, config: Config
+) -> tuple[Config, StateDict, list[str]]:
+    """:func:`convert_weights`, also returning the config adapted to the checkpoint (DINOv2 registers
+    and their interpolation rule, see :data:`CHECKPOINT_VIT_FIELDS`) and a note per adaptation."""
+    if fmt not in ("dinov2", "hf-dinov2"):
+        return config, convert_weights(src, fmt, config), []
+    found, vit_state = _read_vit(src, fmt)
+    config, notes = adapt_to_checkpoint(config, found)
+    return config, _finish_vit(found, vit_state, config.model.vit, src), notes
+
+
+def _read_vit(src: str | Path, fmt: Format) -> tuple[ViTConfig, StateDict]:
     if fmt == "dinov2":
         vit_state = convert_dinov2_official(read_checkpoint(src))
-        found = infer_vit_config(vit_state)
-    else:
-        found, vit_state = load_hf_dinov2_dir(src)
-    wanted = config.model.vit
+        return infer_vit_config(vit_state), vit_state
+    return load_hf_dinov2_dir(src)
+
+
+def _finish_vit(found: ViTConfig, vit_state: StateDict, wanted: ViTConfig, src: str | Path) -> StateDict:
+    """Check the ViT against ``wanted``, resize the patch kernel if needed, load strictly, prefix."""
     _check_vit(found, wanted, src)
     kernel = vit_state["patch_embed.proj.weight"].shape[-1]
     if kernel != wanted.patch_size:
@@ -100,8 +149,14 @@ def convert_weights(src: str | Path, fmt: Format, config: Config) -> StateDict:
 
 
 def convert_to_native(src: str | Path, fmt: Format, config: Config, out: str | Path) -> StateDict:
-    """``vidpan convert``: convert ``src`` and write a native checkpoint to ``out`` (atomically)."""
-    state = convert_weights(src, fmt, config)
+    """``vidpan convert``: convert ``src`` and write a native checkpoint to ``out`` (atomically).
+
+    The saved config takes the checkpoint's DINOv2 registers / interpolation rule (printed as a
+    note on stderr when that differs from ``config``).
+    """
+    config, state, notes = convert_weights_and_config(src, fmt, config)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     save_native(out, state, config)
     return state
 
@@ -114,9 +169,17 @@ def load_for_inference(
 ) -> tuple[Config, DVIS]:
     """A model ready for video inference from a native checkpoint or a DVIS++ checkpoint.
 
+    ``weights`` may also be a zoo name (``vidpan models``) or ``hf://owner/repo[@rev]/path``: it
+    is then downloaded, verified and converted once (:func:`vidpan.hub.resolve.resolve_weights`),
+    into the zoo entry's preset unless ``preset`` names another.
     A native file carries its config (``preset`` optional: if given, the preset's architecture
     is used and must match the weights). A DVIS++ / Mask2Former checkpoint needs ``preset``.
     """
+    from vidpan.hub.resolve import is_remote_spec, resolve_weights
+
+    if is_remote_spec(weights):
+        resolved = resolve_weights(weights, preset=preset, overrides=overrides)
+        weights, preset = resolved.path, None  # the converted file embeds its config
     weights = Path(weights)
     if not weights.exists():
         raise InputError("weights file not found", path=weights)
@@ -130,6 +193,14 @@ def load_for_inference(
             }
             config = dataclasses.replace(config, model=dataclasses.replace(config.model, **labels))
     else:
+        if weights.suffix.lower() == ".safetensors":
+            from safetensors import safe_open
+
+            try:  # unreadable: say it is damaged, not that it needs --preset
+                with safe_open(str(weights), "pt"):
+                    pass
+            except Exception as exc:
+                raise damaged_safetensors(weights, exc) from None
         if preset is None:
             raise InputError(
                 "not a vidpan weights file: pass --preset (e.g. vitl) to load a DVIS++ / Mask2Former "
@@ -139,6 +210,11 @@ def load_for_inference(
         config = load_config(preset)
         state = convert_weights(weights, "dvis-plus", config)
     config = apply_overrides(config, list(overrides))
+    for key, tensor in state.items():  # NaN / inf weights would only give garbage masks
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InputError(
+                f"weight {key} holds NaN or inf values: a damaged or diverged checkpoint", path=weights
+            )
     parts = parts_in_state(state)
     if "segmenter" not in parts or not any(k.startswith("segmenter.decoder.") for k in state):
         raise InputError(

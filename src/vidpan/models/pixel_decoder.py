@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidpan.layers.position_encoding import sine_position_encoding
-from vidpan.ops.linear import Linear
+from vidpan.ops.linear import Linear, linear, pointwise_conv
 from vidpan.ops.ms_deform_attn import MSDeformAttn
 from vidpan.structures import FeaturePyramid
 
@@ -63,8 +63,11 @@ class ConvNorm(nn.Conv2d):
         self.relu = relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[N, C_in, H, W] -> [N, C_out, H, W]."""
-        x = self.norm(super().forward(x))
+        """[N, C_in, H, W] -> [N, C_out, H, W] (a 1x1 conv as a channel product, channels-last out)."""
+        if self.kernel_size == (1, 1) and self.groups == 1:
+            x = self.norm(pointwise_conv(x, self.weight, self.bias))
+        else:
+            x = self.norm(super().forward(x))
         return F.relu(x) if self.relu else x
 
 
@@ -89,8 +92,10 @@ class DeformableEncoderLayer(nn.Module):
         spatial_shapes: list[tuple[int, int]],
     ) -> torch.Tensor:
         """x: [N, S, C] (S tokens of all levels); pos: [1, S, C]; reference_points: [N, S, L, 2]."""
-        x = self.norm1(x + self.self_attn(x + pos, reference_points, x, spatial_shapes))
-        return self.norm2(x + self.linear2(F.relu(self.linear1(x))))
+        # Residual adds and the FFN's ReLU are fused into the products where the op allows.
+        x = self.norm1(self.self_attn(x + pos, reference_points, x, spatial_shapes, residual=x))
+        hidden = linear(x, self.linear1.weight, self.linear1.bias, relu=True)
+        return self.norm2(linear(hidden, self.linear2.weight, self.linear2.bias, residual=x))
 
 
 def encoder_reference_points(spatial_shapes: list[tuple[int, int]], device: torch.device) -> torch.Tensor:
@@ -271,11 +276,17 @@ class MSDeformAttnPixelDecoder(nn.Module):
         device_type = features.res2.device.type
         with torch.autocast(device_type=device_type, enabled=False):
             coarse_to_fine = (features.res5, features.res4, features.res3)
-            projected = [proj(x.float()) for proj, x in zip(self.input_proj, coarse_to_fine, strict=True)]
+            projected = []
+            for proj, x in zip(self.input_proj, coarse_to_fine, strict=True):
+                assert isinstance(proj, nn.Sequential)
+                conv, norm = proj[0], proj[1]  # 1x1 conv, GroupNorm: the conv as a channel product
+                assert isinstance(conv, nn.Conv2d)
+                projected.append(norm(pointwise_conv(x.float(), conv.weight, conv.bias)))
             encoded = self.transformer(projected)  # [1/32, 1/16, 1/8]
             lateral = self.adapter_1(features.res2.float())
             up = F.interpolate(encoded[-1], size=lateral.shape[-2:], mode="bilinear", align_corners=False)
             stride4 = self.layer_1(lateral + up)
+            mask_features = pointwise_conv(stride4, self.mask_features.weight, self.mask_features.bias)
             return PixelDecoderOutput(
-                mask_features=self.mask_features(stride4), multi_scale_features=tuple(encoded)
+                mask_features=mask_features.contiguous(), multi_scale_features=tuple(encoded)
             )

@@ -328,12 +328,18 @@ def _resolve(
 
 
 def resolve_init(cfg: TrainConfig) -> Path | None:
-    """The init checkpoint path of a stage (``stage:S`` -> S's exported model), or None."""
+    """The init checkpoint path of a stage (``stage:S`` -> S's exported model; a zoo name or
+    ``hf://`` spec -> downloaded, verified and converted for the stage's model), or None."""
     init = cfg.stage.init
     if not init:
         return None
     if init.startswith(STAGE_REF_PREFIX):
         return Path(cfg.output.dir) / init[len(STAGE_REF_PREFIX) :] / FINAL_MODEL_NAME
+    from vidpan.hub.resolve import is_remote_spec, resolve_weights
+
+    if is_remote_spec(init):  # a zoo name or hf://: downloaded, verified, converted for this model
+        target = Config(name=cfg.name, model=cfg.model, inference=cfg.inference)
+        return resolve_weights(init, config=target).path
     return Path(init)
 
 

@@ -327,7 +327,10 @@ class Trainer:
             else contextlib.nullcontext()
         )
         with autocast:
-            loss = self.spec.step(ctx, batch)
+            try:
+                loss = self.spec.step(ctx, batch)
+            except FloatingPointError as exc:  # e.g. the matcher's NonFiniteCostError
+                raise FloatingPointError(f"{exc} at iteration {self.iteration}") from None
         if not bool(torch.isfinite(loss.total)):
             terms = {k: float(v) for k, v in loss.terms.items()}
             raise FloatingPointError(f"loss is {float(loss.total)} at iteration {self.iteration}: {terms}")

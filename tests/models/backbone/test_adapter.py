@@ -317,3 +317,19 @@ def test_bad_inputs_and_indexes() -> None:
     for bad in ([(0, 0), (2, 2), (3, 3), (4, 4)], [(0, 1), (2, 3)], [(0, 0), (1, 1), (2, 2), (3, 4)]):
         with pytest.raises(ValueError, match="interaction_indexes"):
             ViTAdapter(vit=vit, interaction_indexes=bad, deform_num_heads=2)
+
+
+def test_eval_batch_norm_equals_module() -> None:
+    from vidpan.models.backbone.adapter import batch_norm
+
+    torch.manual_seed(6)
+    norm = torch.nn.BatchNorm2d(8)
+    norm.running_mean.normal_()
+    norm.running_var.uniform_(0.5, 2.0)
+    norm.weight.data.normal_()
+    norm.bias.data.normal_()
+    x = torch.randn(2, 8, 5, 6).contiguous(memory_format=torch.channels_last)
+    norm.eval()
+    torch.testing.assert_close(batch_norm(norm, x), norm(x), atol=1e-5, rtol=1e-5)
+    norm.train()
+    torch.testing.assert_close(batch_norm(norm, x), norm(x))  # training mode: the module itself

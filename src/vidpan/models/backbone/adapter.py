@@ -63,7 +63,7 @@ from torch import nn
 
 from vidpan.config import ModelConfig
 from vidpan.models.backbone.vit import VisionTransformer, build_vit
-from vidpan.ops.linear import Linear
+from vidpan.ops.linear import Linear, linear, pointwise_conv, transposed_conv2x2
 from vidpan.ops.ms_deform_attn import MSDeformAttn
 from vidpan.structures import FeaturePyramid
 
@@ -135,9 +135,11 @@ class SpatialPriorModule(nn.Module):
         f2 = self.conv2(f1)
         f3 = self.conv3(f2)
         f4 = self.conv4(f3)
-        c1 = self.fc1(f1)
+        # The 1x1 projections as channel products (c1 comes out channels-last, see ``pointwise_conv``).
+        c1 = pointwise_conv(f1, self.fc1.weight, self.fc1.bias)
         c2, c3, c4 = (
-            fc(f).flatten(2).transpose(1, 2) for fc, f in ((self.fc2, f2), (self.fc3, f3), (self.fc4, f4))
+            linear(f.permute(0, 2, 3, 1), fc.weight.flatten(1), fc.bias).flatten(1, 2)  # [N, h*w, C]
+            for fc, f in ((self.fc2, f2), (self.fc3, f3), (self.fc4, f4))
         )
         return c1, c2, c3, c4
 
@@ -459,7 +461,9 @@ class ViTAdapter(nn.Module):
                 stages.append(StageIntermediates(vit_out=outs[-1], cls=tokens[:, :1], c=c))
 
         m2, m3, m4 = tokens_to_maps(c, grid)
-        m1 = self.up(m2) + c1
+        # ConvTranspose2d(2, stride 2) of the 1/8 tokens as one product (channels-last result).
+        size2 = level_sizes(grid)[0]
+        m1 = transposed_conv2x2(c[:, : size2[0] * size2[1]], self.up.weight, self.up.bias, size2) + c1
         maps = [m1, m2, m3, m4]
         if self.add_vit_feature:
             for i, (size, out) in enumerate(
@@ -469,10 +473,10 @@ class ViTAdapter(nn.Module):
                     out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
                 maps[i] = maps[i] + out
         pyramid = FeaturePyramid(
-            res2=self.norm1(maps[0]),
-            res3=self.norm2(maps[1]),
-            res4=self.norm3(maps[2]),
-            res5=self.norm4(maps[3]),
+            res2=batch_norm(self.norm1, maps[0]),
+            res3=batch_norm(self.norm2, maps[1]),
+            res4=batch_norm(self.norm3, maps[2]),
+            res5=batch_norm(self.norm4, maps[3]),
         )
         inter = None
         if record:
@@ -480,6 +484,23 @@ class ViTAdapter(nn.Module):
                 vit_tokens_in=tokens_in, spm_c2=c2, spm_c3=c3, spm_c4=c4, stages=tuple(stages)
             )
         return pyramid, inter
+
+
+def batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """``norm(x)``; in eval mode as one per-channel multiply-add (BatchNorm is slow on channels-last).
+
+    [N, C, H, W] -> [N, C, H, W] in the memory format of ``x``.
+    """
+    if norm.training or norm.running_mean is None or norm.running_var is None:
+        return norm(x)
+    scale = norm.running_var.add(norm.eps).rsqrt()
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale
+    if norm.bias is not None:
+        shift = shift + norm.bias
+    c = x.shape[1]
+    return torch.addcmul(shift.view(1, c, 1, 1).to(x.dtype), x, scale.view(1, c, 1, 1).to(x.dtype))
 
 
 def _check_indexes(indexes: Sequence[Sequence[int]], depth: int) -> tuple[tuple[int, int], ...]:
