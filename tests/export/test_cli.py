@@ -17,7 +17,7 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("mode", ["online", "offline"])
+@pytest.mark.parametrize("mode", ["online", pytest.param("offline", marks=pytest.mark.slow)])
 def test_segment_onnxruntime_writes_the_same_files(
     shipped_export: Exported, tmp_path: Path, mode: str
 ) -> None:

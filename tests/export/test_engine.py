@@ -41,7 +41,12 @@ def test_fixture_video_panoptic_ids_identical(fixture_export: Exported, fmt: str
 
 
 @pytest.mark.parametrize(
-    ("fmt", "mode"), [("onnx", "online"), ("onnx", "offline"), ("torch-export", "online")]
+    ("fmt", "mode"),
+    [
+        ("onnx", "online"),
+        pytest.param("onnx", "offline", marks=pytest.mark.slow),
+        pytest.param("torch-export", "online", marks=pytest.mark.slow),
+    ],
 )
 def test_shipped_model_panoptic_ids_identical(shipped_export: Exported, fmt: str, mode: str) -> None:
     _same_prediction(shipped_export, fmt, mode, synthetic_video(frames=10, seed=7))
