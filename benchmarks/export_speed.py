@@ -40,7 +40,9 @@ def _median_seconds(fn, runs: int, warmup: int = 1) -> float:  # type: ignore[no
     return statistics.median(times)
 
 
-def measure(preset: str, size: tuple[int, int], runs: int, threads: int, export_only: bool, out: Path) -> dict:
+def measure(
+    preset: str, size: tuple[int, int], runs: int, threads: int, export_only: bool, out: Path
+) -> dict:
     import onnxruntime as ort
 
     torch.manual_seed(0)
@@ -65,15 +67,17 @@ def measure(preset: str, size: tuple[int, int], runs: int, threads: int, export_
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    sessions = {p: ort.InferenceSession(str(f), options, providers=["CPUExecutionProvider"]) for p, f in files.items()}
+    sessions = {
+        p: ort.InferenceSession(str(f), options, providers=["CPUExecutionProvider"]) for p, f in files.items()
+    }
     frame = torch.randint(0, 256, (1, 3, *size), dtype=torch.uint8)
     with torch.inference_mode():
         seg = model.segmenter(frame, return_aux=False)
     feed = {"frames": frame.permute(0, 2, 3, 1).contiguous().numpy()}
     ort_out = sessions["segmenter"].run(None, feed)
+    eager_out = (seg.class_logits, seg.mask_logits, seg.embeds, seg.embeds_unnormed, seg.mask_features)
     result["segmenter_max_abs_diff"] = float(
-        max(np.abs(a - b.numpy()).max() for a, b in zip(ort_out, (seg.class_logits, seg.mask_logits, seg.embeds,
-                                                                   seg.embeds_unnormed, seg.mask_features)))  # fmt: skip
+        max(np.abs(a - b.numpy()).max() for a, b in zip(ort_out, eager_out, strict=True))
     )
 
     def eager_segmenter() -> None:
@@ -101,18 +105,24 @@ def measure(preset: str, size: tuple[int, int], runs: int, threads: int, export_
         "state_num_frames": np.array([1], dtype=np.int64),
     }
     result["eager_tracker_step_s"] = _median_seconds(eager_step, runs)  # includes the Hungarian matching
-    result["ort_tracker_step_s"] = _median_seconds(lambda: sessions["tracker-step"].run(None, step_feed), runs)
+    result["ort_tracker_step_s"] = _median_seconds(
+        lambda: sessions["tracker-step"].run(None, step_feed), runs
+    )
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--presets", nargs="+", default=["tiny", "vits"])
     parser.add_argument("--size", default="480x640")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--export-only", action="store_true", help="only export and report graph sizes")
-    parser.add_argument("--keep", type=Path, help="write the ONNX files here (default: a temporary directory)")
+    parser.add_argument(
+        "--keep", type=Path, help="write the ONNX files here (default: a temporary directory)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args()
     size = parse_size(args.size)
@@ -125,8 +135,8 @@ def main() -> None:
             results.append(r)
             print(json.dumps(r), flush=True)
     if not args.export_only:
-        print(f"\n| preset | size | eager segmenter ms/frame | onnxruntime ms/frame | speed-up | eager tracker step ms "
-              f"| onnxruntime tracker step ms | max abs diff |")  # fmt: skip
+        print("\n| preset | size | eager segmenter ms/frame | onnxruntime ms/frame | speed-up | eager tracker step ms "
+              "| onnxruntime tracker step ms | max abs diff |")  # fmt: skip
         print("|---|---|---:|---:|---:|---:|---:|---:|")
         for r in results:
             print(f"| `{r['preset']}` | {r['size'][0]}x{r['size'][1]} | {1e3 * r['eager_segmenter_s']:.0f} "
