@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from vidpan.bench.segmenter import format_segmenter_bench, run_segmenter_bench
 from vidpan.bench.video import format_video_bench, run_video_bench
 from vidpan.cli.main import main
 
@@ -32,3 +33,11 @@ def test_video_bench_on_fixture_config(dvis_fixture: Path) -> None:
     assert result.median_s > 0 and result.peak_rss_mb > 0
     assert result.stages_s["pixel_decoder"] > 0 and result.stages_s["backbone/vit_blocks"] > 0
     assert "median" in format_video_bench(result)
+    assert result.frames_per_second == pytest.approx(result.frames / result.median_s)
+    assert result.peak_gpu_mb is None and "throughput" in format_video_bench(result)
+
+
+def test_bench_segmenter_bf16_on_cpu_reports_fps() -> None:
+    result = run_segmenter_bench("tiny", size=(64, 96), runs=1, warmup=0, precision="bf16")
+    assert result.precision == "bf16" and result.frames_per_second > 0
+    assert "frames/s" in format_segmenter_bench(result)

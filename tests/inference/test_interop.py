@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,13 +21,19 @@ sv = pytest.importorskip("supervision")
 
 
 @pytest.fixture(scope="module")
-def prediction(tmp_path_factory: pytest.TempPathFactory) -> VideoPrediction:
-    """The shipped model on a synthetic video it never saw (8 frames, offline mode)."""
-    data = generate(tmp_path_factory.mktemp("synth") / "d", videos=1, frames=8, size=(96, 160),
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic video the shipped model never saw (6 frames)."""
+    data = generate(tmp_path_factory.mktemp("synth") / "d", videos=1, frames=6, size=(96, 160),
                     seed=4321, val_fraction=1.0, mp4=True)  # fmt: skip
     assert data.mp4_dir is not None
+    return next(data.mp4_dir.iterdir())
+
+
+@pytest.fixture(scope="module")
+def prediction(video: Path) -> VideoPrediction:
+    """The shipped model on the video, offline mode."""
     predictor = VideoPredictor.from_pretrained(SHIPPED_WEIGHTS)
-    return predictor.predict(next(data.mp4_dir.iterdir()), mode="offline", task="vps", keep_frames=True)
+    return predictor.predict(video, mode="offline", task="vps", keep_frames=True)
 
 
 def _hf_outputs() -> tuple[types.SimpleNamespace, int]:
@@ -49,6 +56,7 @@ def _hf_outputs() -> tuple[types.SimpleNamespace, int]:
 
 
 def test_to_hf_has_the_layout_of_transformers_panoptic_post_processing(prediction: VideoPrediction) -> None:
+    pytest.importorskip("transformers", reason="transformers is not installed (vidpan[dev])")
     from transformers import Mask2FormerImageProcessorPil
     from transformers.models.videomt.video_processing_videomt import VideomtVideoProcessor
 
@@ -75,7 +83,13 @@ def test_to_hf_has_the_layout_of_transformers_panoptic_post_processing(predictio
         assert info["was_fused"] == (not info["isthing"])
 
 
-def test_to_hf_ids_are_stable_over_the_video(prediction: VideoPrediction) -> None:
+@pytest.mark.parametrize("mode", ["offline", "online-stream"])
+def test_to_hf_ids_are_stable_over_the_video(mode: str, prediction: VideoPrediction, video: Path) -> None:
+    if mode == "online-stream":  # each window decided as it comes: ids are per tracker slot
+        predictor = VideoPredictor.from_pretrained(SHIPPED_WEIGHTS)
+        prediction = predictor.predict(
+            video, mode="online", task="vps", postprocess="stream", keep_frames=True
+        )
     by_id = {s.id: s for s in prediction.segments}
     assert len(by_id) >= 3
     seen: set[int] = set()

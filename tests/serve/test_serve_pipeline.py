@@ -16,11 +16,10 @@ import pytest
 from vidpan.data.categories import CategoryMapping
 from vidpan.demo import SHIPPED_WEIGHTS
 from vidpan.errors import InputError
-from vidpan.inference.output import OutputDirectory
 from vidpan.inference.predictor import VideoPredictor
 from vidpan.serve.pipeline import (
     TABLE_HEADERS,
-    TrackStatsWriter,
+    TrackCollector,
     segment_for_page,
     table_csv,
     table_rows,
@@ -106,15 +105,11 @@ def test_track_stats_table_timeline_and_zip(tmp_path: Path) -> None:
         _panoptic(1, [(5, 2, 1.0)]),
         _panoptic(2, [(1, 0, 0.7), (5, 2, 1.0), (7, 1, 0.5)]),
     ]
-    progress: list[tuple[int, int]] = []
-    with OutputDirectory(tmp_path / "out") as out:
-        writer = TrackStatsWriter(out, total=3, on_frame=lambda d, t: progress.append((d, t)))
-        writer.begin_video("v")
-        for f in frames:
-            writer.write(f)
-        tracks = {t.id: t for t in writer.tracks.values()}
-        out.file("a/b.txt").write_text("x")
-    assert progress == [(1, 3), (2, 3), (3, 3)]
+    collector = TrackCollector()
+    for f in frames:
+        collector.add(f)
+    tracks = {t.id: t for t in collector.tracks.values()}
+    assert collector.num_frames == 3
     assert tracks[1].runs == [[0, 0], [2, 2]] and tracks[1].frames == 2
     assert tracks[1].mean_score == pytest.approx(0.8)
     assert tracks[5].runs == [[0, 2]] and (tracks[5].first, tracks[5].last) == (0, 2)
@@ -131,28 +126,46 @@ def test_track_stats_table_timeline_and_zip(tmp_path: Path) -> None:
     assert [t.get_text() for t in ax.get_yticklabels()] == ["#1 person", "#5 sky", "#7 car"]
     assert [len(c.get_paths()) for c in ax.collections] == [2, 1, 1]  # one bar per presence run
     fig.savefig(tmp_path / "timeline.png")
+    (tmp_path / "out" / "a").mkdir(parents=True)
+    (tmp_path / "out" / "a" / "b.txt").write_text("x")
+    (tmp_path / "out" / "c.txt").write_text("y")
     archive = zip_directory(tmp_path / "out", tmp_path / "all.zip")
-    assert zipfile.ZipFile(archive).namelist() == ["a/b.txt"]
+    assert zipfile.ZipFile(archive).namelist() == ["a/b.txt", "c.txt"]
+    assert not list(tmp_path.glob(".*partial"))
 
 
-def test_track_stats_semantic_and_frame_limit(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="more than 1 frames"), OutputDirectory(tmp_path / "out") as out:
-        writer = TrackStatsWriter(out, total=1, max_frames=1)
-        writer.begin_video("v")
-        writer.write(SemanticFrame(0, np.array([[0, 3]], dtype=np.int32)))
-        assert {t.id: (t.label, t.mean_score) for t in writer.tracks.values()} == {1: (0, None), 4: (3, None)}
-        writer.write(SemanticFrame(1, np.array([[0, 3]], dtype=np.int32)))
-    assert not (tmp_path / "out").exists()  # nothing half-written
+def test_track_stats_of_semantic_frames() -> None:
+    collector = TrackCollector()  # one "track" per class present, id = class + 1, no score
+    collector.add(SemanticFrame(0, np.array([[0, 3]], dtype=np.int32)))
+    collector.add(SemanticFrame(1, np.array([[3, 3]], dtype=np.int32)))
+    assert {t.id: (t.label, t.frames, t.mean_score) for t in collector.tracks.values()} == {
+        1: (0, 1, None),
+        4: (3, 2, None),
+    }
+    assert table_rows(list(collector.tracks.values()), LABELS)[1][:3] == [4, "road", "no"]
+
+
+def test_frame_limit_while_decoding_leaves_nothing(sample, predictor: VideoPredictor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    source = check_video(sample.video, Limits())  # the header says 6 frames; the limit says 4
+    with pytest.raises(InputError, match="too long: more than 4 frames"):
+        segment_for_page(predictor, source, mode="online", task="vps", run_dir=tmp_path, max_frames=4)
+    assert not (tmp_path / "outputs").exists()  # nothing half-written
 
 
 def test_segment_for_page_with_ground_truth(sample, predictor: VideoPredictor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     source = check_video(sample.video, Limits())
     gt = read_ground_truth(sample.ground_truth, video_name=source.name, num_frames=6, dest=tmp_path / "gt",
                            limits=Limits())  # fmt: skip
-    seen: list[int] = []
+    seen: list[tuple[str, int, int]] = []
     result = segment_for_page(predictor, source, mode="offline", task="vps", run_dir=tmp_path,
-                              ground_truth=gt, progress=lambda d, t: seen.append(d))  # fmt: skip
-    assert seen == [1, 2, 3, 4, 5, 6] and result.num_frames == 6
+                              ground_truth=gt, progress=lambda *a: seen.append(a))  # fmt: skip
+    assert result.num_frames == 6
+    # Progress per stage: all frames segmented before any is decided, then written one by one.
+    stages = [stage for stage, _, _ in seen]
+    assert stages.index("emit") > max(i for i, s in enumerate(stages) if s == "segment")
+    assert ("segment", 6, 6) in seen and [e for e in seen if e[0] == "emit"] == [
+        ("emit", i, 6) for i in range(1, 7)
+    ]
     assert result.scores is not None and result.scores["VPQ1"] is not None and result.scores["VPQ1"] > 30.0
     names = set(zipfile.ZipFile(result.zip).namelist())
     expected = {"config.yaml", "frames.jsonl", "pred.json", "tracks.csv", "timeline.png", "scores.json",

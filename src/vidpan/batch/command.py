@@ -2,7 +2,9 @@
 
 Exit codes: 0 when every video of the list is finished (now or by an earlier run), 1 when some
 failed (see ``OUT/failures.jsonl``; re-run the same command to retry them), 2 for bad arguments,
-a bad model or a list that names nothing. Under torchrun only rank 0 prints the table of the
+a bad model or a list that names nothing, 3 when all finished but an input segmented in this run
+was truncated (as ``vidpan segment``; ``--allow-partial``: 0). ``--overwrite`` redoes finished
+videos too. Under torchrun only rank 0 prints the table of the
 whole job; every rank's exit code says whether its own shard succeeded (rank 0's: the job's).
 """
 
@@ -47,17 +49,30 @@ def run_batch_command(args: argparse.Namespace) -> int:
         overrides=tuple(args.overrides),
         overlay=args.overlay,
         stream=args.stream,
+        # The batch replaces its own stale output of a video it redoes (OUT/<video>/).
+        overwrite=True,
+        engine="torch" if args.engine == "ray" else args.engine,
+        exported=getattr(args, "exported", None),
     )
     if args.engine == "ray":
         from vidpan.batch.ray_engine import import_ray
 
         import_ray()  # fail now, with the install hint
     report = run_batch(
-        items, args.out, options, engine=args.engine, sha256=args.hash_inputs, ray_address=args.ray_address,
+        items, args.out, options, engine=args.engine, sha256=args.hash_inputs, redo=args.overwrite,
+        ray_address=args.ray_address,
         workers=args.workers, gpus_per_worker=args.gpus_per_worker,
         progress=not args.no_progress and sys.stderr.isatty(),
     )  # fmt: skip
     dist = Distributed.from_env() if args.engine != "ray" else None
     if dist is None or dist.rank == 0:
         print(report.table())
-    return 0 if report.ok else 1
+    if not report.ok:
+        return 1
+    incomplete = [r for r in report.done if r.warning]
+    for r in incomplete:
+        print(
+            f"vidpan segment: warning: {r.warning}; its outputs cover the decoded frames only",
+            file=sys.stderr,
+        )
+    return 3 if incomplete and not args.allow_partial else 0

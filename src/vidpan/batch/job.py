@@ -22,9 +22,7 @@ explicitly (Ray actors may not share the driver's environment).
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 import socket
 import time
 from collections.abc import Iterator, Mapping
@@ -94,12 +92,6 @@ def _hooked(source: VideoSource, action: str, frame: int, hooks: Mapping[str, st
     return HookedSource()
 
 
-def remove_stale_partials(out_dir: Path, name: str) -> None:
-    """Delete ``OUT/.<name>.*.partial`` folders of killed attempts (never the finished folder)."""
-    for stale in glob.glob(os.path.join(glob.escape(str(out_dir)), f".{glob.escape(name)}.*.partial")):
-        shutil.rmtree(stale, ignore_errors=True)
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
@@ -117,20 +109,21 @@ def segment_one(
     hooks: Mapping[str, str] | None = None,
 ) -> ManifestRecord:
     """Segment ``item`` into ``out_dir / item.name``; a failure becomes a ``failed`` record."""
-    from vidpan.inference.segment_job import open_inputs, segment_to_dir
+    from vidpan.inference.segment_job import max_pixels_override, open_inputs, segment_to_dir
 
     started = time.time()
     t0 = time.perf_counter()
     fields: dict[str, Any] = {}
     try:
-        remove_stale_partials(out_dir, item.name)
-        (source,) = open_inputs([item.path])
+        (source,) = open_inputs([item.path], max_pixels=max_pixels_override(options.overrides))
         hook = _hook_at(hooks or {}, item.name)
         if hook is not None:
             source = _hooked(source, hook[0], hook[1], hooks or {})
         report = segment_to_dir(loaded, [source], out_dir / item.name, options)
         (video,) = report.videos
         fields = dict(frames=video.num_frames, segments=video.num_segments, segment_seconds=video.seconds)
+        if report.incomplete:  # a truncated input: outputs cover the decoded frames
+            fields["warning"] = "; ".join(report.incomplete.values())
         status, error = "done", None
     except Exception as exc:
         status, error = "failed", _one_line(exc)

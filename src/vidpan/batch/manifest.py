@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from vidpan.inference.output import MANIFEST as OUTPUT_MANIFEST
 from vidpan.utils.atomic import atomic_write_text
 
 MANIFEST = "manifest.jsonl"
@@ -88,13 +89,14 @@ def same_input(a: InputIdentity, b: InputIdentity) -> bool:
 
 def config_hash(options: Any) -> str:
     """Hash of what decides a video's outputs: the segment options (a dataclass) without the
-    ones that do not (``progress``, the weights' path), the device type (``cuda:1`` counts as
+    ones that do not (``progress``, ``overwrite``, the weights' path), the device type (``cuda:1`` counts as
     ``cuda``), and the sha256 of the weights file and of the ``--categories`` file.
 
     ``weights`` that is not a file (e.g. a model-zoo name) is hashed as its name.
     """
     fields = dataclasses.asdict(options)
     fields.pop("progress", None)
+    fields.pop("overwrite", None)
     weights = Path(str(fields.pop("weights")))
     fields["weights_sha256"] = _sha256_file(weights).hexdigest() if weights.is_file() else f"name:{weights}"
     if fields.get("categories"):
@@ -119,6 +121,7 @@ class ManifestRecord:
     segments: int = 0
     segment_seconds: float = 0.0  # the predictor's own time (model + post-processing)
     error: str | None = None
+    warning: str | None = None  # done, but e.g. the input decoded to fewer frames than declared
     worker: str = ""  # host:pid (and rank) that ran it
 
     def to_json(self) -> str:
@@ -132,20 +135,29 @@ class ManifestRecord:
 
 
 class ManifestWriter:
-    """Appends records to one manifest file, one complete line per ``write`` + ``fsync``."""
+    """Appends records to one manifest file, one complete line per ``write`` + ``fsync``.
+
+    The file (and its folder) is created at the first append, so a run that fails before any
+    video leaves nothing behind.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        self._fd = -1
         self._fresh_line = True
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         size = os.fstat(self._fd).st_size
         if size:
-            with open(path, "rb") as f:
+            with open(self.path, "rb") as f:
                 f.seek(size - 1)
                 self._fresh_line = f.read(1) == b"\n"  # else a torn line from a killed run
 
     def append(self, record: ManifestRecord) -> None:
+        if self._fd < 0:
+            self._open()
         line = ("" if self._fresh_line else "\n") + record.to_json() + "\n"
         os.write(self._fd, line.encode("utf-8"))
         os.fsync(self._fd)
@@ -196,13 +208,13 @@ def latest(records: Iterable[ManifestRecord]) -> dict[str, ManifestRecord]:
 
 def is_finished(record: ManifestRecord | None, identity: InputIdentity, chash: str, out_dir: Path) -> bool:
     """Whether a video needs no work: its last record is done, for this input and config, and
-    its output folder is there."""
+    its output folder holds a committed output."""
     return (
         record is not None
         and record.status == "done"
         and record.config_hash == chash
         and same_input(record.input, identity)
-        and (out_dir / record.video).is_dir()
+        and (out_dir / record.video / OUTPUT_MANIFEST).is_file()
     )
 
 

@@ -46,7 +46,7 @@ from vidpan.batch.report import BatchReport
 from vidpan.utils.atomic import check_writable_dir
 
 if TYPE_CHECKING:
-    from vidpan.inference.segment_job import SegmentOptions
+    from vidpan.inference.segment_job import LoadedSegmenter, SegmentOptions
 
 
 @dataclass
@@ -78,9 +78,15 @@ class Distributed:
 
 
 def plan_batch(
-    items: list[VideoItem], out_dir: Path, options: SegmentOptions, *, sha256: bool = False
+    items: list[VideoItem],
+    out_dir: Path,
+    options: SegmentOptions,
+    *,
+    sha256: bool = False,
+    redo: bool = False,
 ) -> BatchPlan:
-    """Which of ``items`` need work, given the manifest files already in ``out_dir``."""
+    """Which of ``items`` need work, given the manifest files already in ``out_dir``
+    (``redo``: all of them)."""
     chash = config_hash(options)
     last = latest(read_records(manifest_files(out_dir))) if out_dir.is_dir() else {}
     plan = BatchPlan(config_hash=chash)
@@ -102,7 +108,7 @@ def plan_batch(
             )
             continue
         record = last.get(item.name)
-        if record is not None and is_finished(record, identity, chash, out_dir):
+        if not redo and record is not None and is_finished(record, identity, chash, out_dir):
             plan.skipped.append(record)
         else:
             plan.todo.append((item, identity))
@@ -125,6 +131,7 @@ def _progress(total: int, enabled: bool, desc: str) -> Callable[[], None]:
 
 
 def _run_local(
+    loaded: LoadedSegmenter,
     plan: BatchPlan,
     out_dir: Path,
     options: SegmentOptions,
@@ -133,9 +140,6 @@ def _run_local(
     rank: int | None,
     step: Callable[[], None],
 ) -> list[ManifestRecord]:
-    from vidpan.inference.segment_job import load_segmenter
-
-    loaded = load_segmenter(options)
     hooks = test_hooks()
     records = []
     for item, identity in plan.todo:
@@ -156,6 +160,7 @@ def run_batch(
     *,
     engine: str = "torch",
     sha256: bool = False,
+    redo: bool = False,
     ray_address: str | None = None,
     workers: int | None = None,
     gpus_per_worker: float = 0.0,
@@ -171,9 +176,13 @@ def run_batch(
             options = dataclasses.replace(options, device=f"cuda:{dist.local_rank}")
         items = shard(items, dist.rank, dist.world_size)
         _init_gloo()
-    out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    plan = plan_batch(items, out_dir, options, sha256=sha256)
+    plan = plan_batch(items, out_dir, options, sha256=sha256, redo=redo)
+    loaded = None
+    if engine != "ray" and plan.todo:
+        from vidpan.inference.segment_job import load_segmenter
+
+        loaded = load_segmenter(options)  # bad weights: InputError before anything is written
     name = MANIFEST if dist is None else f"manifest.rank{dist.rank}.jsonl"
     report = BatchReport(out_dir=out_dir, skipped=plan.skipped)
     step = _progress(len(plan.todo), progress and (dist is None or dist.rank == 0), "videos")
@@ -193,12 +202,9 @@ def run_batch(
                 plan, out_dir, options, on_record=on_record, address=ray_address, workers=workers,
                 gpus_per_worker=gpus_per_worker, hooks=test_hooks(),
             )  # fmt: skip
-        elif plan.todo:
-            report.records.extend(
-                _run_local(
-                    plan, out_dir, options, writer, rank=None if dist is None else dist.rank, step=step
-                )
-            )
+        elif loaded is not None:
+            rank = None if dist is None else dist.rank
+            report.records.extend(_run_local(loaded, plan, out_dir, options, writer, rank=rank, step=step))
     report.seconds = time.perf_counter() - t0
     if dist is None:
         records = read_records(manifest_files(out_dir))

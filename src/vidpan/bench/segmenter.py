@@ -35,8 +35,13 @@ class SegmenterBenchResult:
     peak_rss_mb: float
     peak_gpu_mb: float | None
 
+    @property
+    def frames_per_second(self) -> float:
+        total = self.seconds.get("total", 0.0)
+        return self.frames / total if total > 0 else 0.0
+
     def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return {**self.__dict__, "frames_per_second": self.frames_per_second}
 
 
 def run_segmenter_bench(
@@ -115,6 +120,7 @@ def format_segmenter_bench(r: SegmenterBenchResult) -> str:
     for name in MODULES:
         s = r.seconds[name]
         lines.append(f"  {name:<22} {s:9.3f} {s / r.frames:10.3f} {100 * s / total:6.1f}%")
+    lines.append(f"  throughput: {r.frames_per_second:.2f} frames/s")
     lines.append(f"  peak RSS: {r.peak_rss_mb:.0f} MB")
     if r.peak_gpu_mb is not None:
         lines.append(f"  peak GPU memory: {r.peak_gpu_mb:.0f} MB")

@@ -48,9 +48,16 @@ class VideoBenchResult:
     thing_segments: int
     reference: dict[str, Any] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
+    device: str = "cpu"
+    precision: str = "fp32"
+    peak_gpu_mb: float | None = None  # torch.cuda.max_memory_allocated on CUDA
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.median_s if self.median_s > 0 else 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return {**self.__dict__, "frames_per_second": self.frames_per_second}
 
 
 def _reference_name_to_ours(pattern: str) -> str:
@@ -156,6 +163,8 @@ def run_video_bench(
     watch.wrap(model.segmenter.pixel_decoder, "forward", "pixel_decoder")
     watch.wrap(model.segmenter.decoder, "forward", "transformer_decoder")
 
+    if predictor.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(predictor.device)
     times, per_run = [], []
     prediction = None
     try:
@@ -195,6 +204,13 @@ def run_video_bench(
             "final_output": anchor.get("final_output"),
         },
         overrides=list(overrides),
+        device=str(predictor.device),
+        precision=precision,
+        peak_gpu_mb=(
+            torch.cuda.max_memory_allocated(predictor.device) / 2**20
+            if predictor.device.type == "cuda"
+            else None
+        ),
     )
 
 
@@ -203,13 +219,15 @@ def format_video_bench(result: VideoBenchResult) -> str:
     ref = result.reference
     lines = [
         f"vidpan offline inference, {result.frames} frames {result.width}x{result.height}, "
-        f"{result.threads} threads, config {result.config_name!r}"
+        f"{result.threads} threads, {result.device} {result.precision}, config {result.config_name!r}"
         + (f" with {' '.join(result.overrides)}" if result.overrides else ""),
         f"  runs: {', '.join(f'{t:.2f}' for t in result.runs_s)} s",
         f"  median: {result.median_s:.2f} s   (reference DVIS++: {ref.get('median_s')} s"
         + (f", ratio {ref['median_s'] / result.median_s:.2f}x)" if ref.get("median_s") else ")"),
         f"  median without VPS post-processing: {result.median_without_postprocess_s:.2f} s "
         f"(reference: {ref.get('median_without_vps_postprocess_s')} s)",
+        f"  throughput: {result.frames_per_second:.2f} frames/s"
+        + (f"   peak GPU memory: {result.peak_gpu_mb:.0f} MB" if result.peak_gpu_mb is not None else ""),
         f"  peak RSS: {result.peak_rss_mb:.0f} MB (after build {result.rss_after_build_mb:.0f} MB; "
         f"reference: {ref.get('peak_rss_MB')} MB)",
         f"  segments: {result.segments} ({result.thing_segments} things); reference: {ref.get('final_output')}",

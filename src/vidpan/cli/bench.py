@@ -7,6 +7,7 @@
     vidpan bench segmenter [--preset vits] [--size 480x640] [--frames 1] [--precision fp32]
     vidpan bench video [--anchor ../shared/fixtures/dvis_plus_speed_anchor.json] [--runs 3]
     vidpan bench memory [--frames 50 400] [--size 240x320] [--preset tiny]
+    vidpan bench scaling --out DIR [--quick] [--presets ..] [--modes ..] [--frames ..] [--sizes ..]
 
 Each benchmark registers itself in :data:`BENCHMARKS` with a function adding its parser; the
 parser sets ``func`` to the benchmark's ``run(args) -> int``.
@@ -230,12 +231,61 @@ def _run_memory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_scaling(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "scaling",
+        help="time per frame and peak memory against video length and resolution (table + PNG plot)",
+        description="Sweep frames (at the first size) and sizes (at the first frame count) for each preset "
+        "and mode, one fresh process per point; writes scaling.csv, scaling.md and scaling.png into --out. "
+        "Default grid: vits, vitl x online, offline, long x 50..2000 frames x 360p..1080p (hours on CPU); "
+        "--quick: the tiny preset on a few small frames.",
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder for scaling.{csv,md,png}")
+    p.add_argument(
+        "--quick", action="store_true", help="tiny grid (the tiny preset, 4/12 frames, 64x96/128x192)"
+    )
+    p.add_argument("--presets", nargs="+", default=None)
+    p.add_argument("--modes", nargs="+", choices=["online", "offline", "long"], default=None)
+    p.add_argument("--frames", nargs="+", type=_positive_int, default=None)
+    p.add_argument("--sizes", nargs="+", type=_size, default=None, metavar="HxW")
+    p.set_defaults(func=_run_scaling)
+
+
+def _run_scaling(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from vidpan.bench.scaling import FULL_GRID, QUICK_GRID, run_scaling, to_markdown, write_outputs
+
+    grid = QUICK_GRID if args.quick else FULL_GRID
+    changes = {
+        k: tuple(v)
+        for k, v in (
+            ("presets", args.presets),
+            ("modes", args.modes),
+            ("frames", args.frames),
+            ("sizes", args.sizes),
+        )
+        if v is not None
+    }
+    grid = dataclasses.replace(grid, **changes)
+    points = run_scaling(grid)
+    title = (
+        f"vidpan bench scaling: presets {', '.join(grid.presets)}; modes {', '.join(grid.modes)}; "
+        f"frames {', '.join(map(str, grid.frames))}; sizes {', '.join(f'{h}x{w}' for h, w in grid.sizes)}"
+    )
+    paths = write_outputs(points, grid, args.out, title)
+    print(to_markdown(points))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 #: Benchmark name -> function adding its parser (``vidpan bench <name>``).
 BENCHMARKS: dict[str, Callable[[Any], None]] = {
     "eval": _add_eval,
     "segmenter": _add_segmenter,
     "video": _add_video,
     "memory": _add_memory,
+    "scaling": _add_scaling,
 }
 
 

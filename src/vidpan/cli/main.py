@@ -17,6 +17,7 @@ from vidpan import __version__
 from vidpan.errors import InputError
 from vidpan.utils.allocator import tune_malloc
 from vidpan.utils.signals import Terminated, terminate_as_interrupt
+from vidpan.utils.threads import configure_openmp
 
 # Subcommand modules, in the order `vidpan --help` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -44,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     tune_malloc()
+    configure_openmp()  # before torch loads: idle OpenMP workers sleep (vidpan.utils.threads)
     try:
         with terminate_as_interrupt():  # SIGTERM / SIGHUP clean up like Ctrl-C
             return int(args.func(args) or 0)

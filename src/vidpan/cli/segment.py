@@ -21,6 +21,7 @@ decoded to fewer frames than it declares (a truncated download: outputs cover th
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -53,6 +54,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
+                   help="CPU threads (default auto: 1 for small models such as the demo model, else the "
+                        "available CPUs; docs/performance.md)")  # fmt: skip
+    p.add_argument("--profile", action="store_true", help="print where the time went, per stage")
     p.add_argument(
         "--categories", type=Path, help="category JSON (e.g. panoVIPSeg_categories.json) naming the classes"
     )
@@ -77,6 +82,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _threads(text: str) -> int | None:
+    from vidpan.utils.threads import parse_threads
+
+    try:
+        return parse_threads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or auto, got {text!r}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from vidpan.errors import InputError
 
@@ -90,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         return run_batch_command(args)
     if not args.inputs:
         raise InputError("give INPUT video(s) or --video-list")
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+        raise InputError("under torchrun give --video-list (every rank would write the same --out)")
 
     if args.task is not None or args.weights_vss is not None:
         from vidpan.inference.tasks import parse_tasks, segment_tasks
@@ -138,7 +154,19 @@ def run(args: argparse.Namespace) -> int:
     # Before the model loads, so a typo fails fast.
     sources = open_inputs(args.inputs, max_pixels=max_pixels_override(args.overrides))
     loaded = load_segmenter(options)
-    report = segment_to_dir(loaded, sources, args.out, options)
+    from vidpan.utils.threads import apply_threads
+
+    model = loaded.predictor.model
+    threads = apply_threads(args.threads, num_params=sum(p.numel() for p in model.parameters())).threads
+    if args.profile:
+        from vidpan.inference.profile import profile_run
+
+        with profile_run(model, threads) as prof:
+            report = segment_to_dir(loaded, sources, args.out, options)
+        for v in report.videos:
+            prof.add_pipeline(v.timings, v.num_frames)
+    else:
+        report = segment_to_dir(loaded, sources, args.out, options)
     for v in report.videos:
         print(
             f"{v.name}: {v.num_frames} frames {v.width}x{v.height}, "
@@ -160,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"vidpan segment: warning: {reason}; its outputs cover the decoded frames only", file=sys.stderr
         )
+    if args.profile:
+        print(prof.table())
     if report.incomplete and not args.allow_partial:
         return 3
     return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "synthetic_tiny" / "model.safetensors"
+DEFAULT_WEIGHTS = "synthetic-tiny"  # the zoo name of the model shipped in the package
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,8 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS),
-                   help="model weights (default: the shipped synthetic_tiny model)")  # fmt: skip
+    p.add_argument("--weights", default=DEFAULT_WEIGHTS,
+                   help="weights: a file, a zoo name (`vidpan models`) or hf://owner/repo/path "
+                        "(default: synthetic-tiny, the model shipped in the package)")  # fmt: skip
     p.add_argument("--preset", help="architecture preset for foreign weights (as vidpan segment)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
@@ -41,7 +42,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import contextlib
-    import signal
     import tempfile
     import threading
 
@@ -71,14 +71,7 @@ def run(args: argparse.Namespace) -> int:
             predictor=predictor, limits=limits, work_dir=work_dir.resolve(), device_lock=threading.Lock()
         )
         print(f"vidpan serve: {args.weights} on http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
-        # SIGTERM stops the server like Ctrl+C does (Gradio closes, the work directory is deleted).
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            launch(server, host=args.host, port=args.port, quiet=args.quiet)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        # SIGTERM / SIGHUP arrive as KeyboardInterrupt (vidpan.cli.main): Gradio closes, the
+        # work directory is deleted.
+        launch(server, host=args.host, port=args.port, quiet=args.quiet)
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

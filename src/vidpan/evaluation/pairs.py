@@ -40,8 +40,35 @@ def count_pairs(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarra
         (gt id, pred id).
     """
     key = (gt.astype(np.uint64) << _ID_BITS) | pred.astype(np.uint64)  # [H, W] -> [H, W] packed pairs
-    keys, counts = np.unique(key.ravel(), return_counts=True)
-    return (keys >> _ID_BITS).astype(np.int64), (keys & _ID_MASK).astype(np.int64), counts.astype(np.int64)
+    keys, counts = _count_values(key.ravel())
+    return (keys >> _ID_BITS).astype(np.int64), (keys & _ID_MASK).astype(np.int64), counts
+
+
+def _count_values(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(flat, return_counts=True)`` (counts int64), run-length encoded first.
+
+    Segmentation maps are constant along long runs of a row, so sorting the (value, run length)
+    pairs instead of every pixel is ~5x faster on 720p frames; maps with short runs (noise) take
+    the plain path. Same result either way.
+    """
+    if flat.size == 0:
+        return flat.copy(), np.zeros(0, np.int64)
+    change = np.empty(flat.shape, bool)
+    change[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=change[1:])
+    starts = np.flatnonzero(change)  # [R] first pixel of each run
+    if len(starts) > flat.size // 4:
+        keys, counts = np.unique(flat, return_counts=True)
+        return keys, counts.astype(np.int64)
+    lengths = np.diff(starts, append=flat.size)
+    values = flat[starts]
+    order = np.argsort(values, kind="stable")
+    values, lengths = values[order], lengths[order]
+    first = np.empty(values.shape, bool)
+    first[0] = True
+    np.not_equal(values[1:], values[:-1], out=first[1:])
+    groups = np.flatnonzero(first)
+    return values[groups], np.add.reduceat(lengths, groups).astype(np.int64)
 
 
 def group_sum(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

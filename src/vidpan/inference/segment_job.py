@@ -72,6 +72,7 @@ class VideoSummary:
     height: int
     num_segments: int
     seconds: float
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per pipeline stage
 
     @property
     def frames_per_second(self) -> float:
@@ -216,6 +217,7 @@ def segment_to_dir(
                     height=prediction.height,
                     num_segments=len(prediction.segments),
                     seconds=prediction.seconds,
+                    timings=dict(prediction.timings),
                 )
             )
             if source.incomplete:

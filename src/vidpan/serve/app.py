@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidpan.errors import InputError
-from vidpan.serve.pipeline import TABLE_HEADERS, PageResult, segment_for_page
+from vidpan.serve.pipeline import STAGES, TABLE_HEADERS, PageResult, segment_for_page
 from vidpan.serve.uploads import Limits, check_video, read_ground_truth, sample_video
 
 if TYPE_CHECKING:
@@ -90,9 +90,9 @@ class Server:
             gt = read_ground_truth(ground_truth, video_name=source.name, num_frames=source.num_frames,
                                    dest=run_dir / "gt", limits=self.limits)  # fmt: skip
 
-        def report(done: int, total: int) -> None:
+        def report(stage: str, done: int, total: int) -> None:
             if progress is not None:
-                progress(done / total, desc=f"segmenting: frame {done} of {total}")
+                progress(done / total, desc=f"{STAGES[stage]}: frame {done} of {total}")
 
         if progress is not None:  # offline / long modes emit frames only once the video is refined
             progress(0.0, desc=f"segmenting {source.name} ({source.num_frames} frames)")

@@ -1,9 +1,11 @@
 """What ``vidpan serve`` does with one video, as plain functions (no Gradio, testable alone).
 
-:func:`segment_for_page` segments a checked video with a :class:`VideoPredictor` and the usual
-writers (the overlay video, the VIPSeg submission / VSPW PNGs / YouTube-VIS results, per-frame
-JSON, the resolved config), and, while the frames stream past, gathers per-track statistics with
-:class:`TrackStatsWriter` (bounded memory: a few numbers and the presence runs per track). Then:
+:func:`segment_for_page` segments a checked video through a predictor session
+(:meth:`VideoPredictor.start`, frame by frame, reporting each stage's progress: segmenting,
+deciding, writing) into the usual writers (the overlay video, the VIPSeg submission / VSPW PNGs /
+YouTube-VIS results, per-frame JSON, the resolved config), and, while the frames stream past,
+gathers per-track statistics with :class:`TrackCollector` (bounded memory: a few numbers and the
+presence runs per track). Then:
 the per-track table (:func:`table_rows`, also ``tracks.csv``), the track timeline
 (:func:`timeline_figure`: tracks × frames, also ``timeline.png``), the scores against a ground
 truth when one is given (:func:`vidpan.evaluation.evaluate_vps`, also ``scores.json``) and one
@@ -48,7 +50,8 @@ if TYPE_CHECKING:
     from vidpan.inference.predictor import VideoPredictor
 
 TABLE_HEADERS = ["id", "class", "thing", "first frame", "last frame", "frames present", "mean score"]
-Progress = Callable[[int, int], None]  # (frames done, frames in the video)
+Progress = Callable[[str, int, int], None]  # (stage, frames done in it, frames in the video)
+STAGES = {"segment": "segmenting", "decide": "deciding", "emit": "writing"}  # session stages
 
 
 @dataclass
@@ -70,32 +73,15 @@ class TrackStats:
         return self.score_sum / self.scored if self.scored else None
 
 
-class TrackStatsWriter(FrameWriter):
-    """Collects :class:`TrackStats` from the streamed frames; writes nothing itself.
+class TrackCollector:
+    """Per-track statistics of a video, from its frame results in order (:meth:`add`)."""
 
-    ``on_frame(done, total)`` is called after every frame (the page's progress bar);
-    ``max_frames`` stops a video that decodes to more frames than its header said.
-    """
-
-    def __init__(
-        self,
-        out: OutputDirectory,
-        *,
-        total: int,
-        on_frame: Progress | None = None,
-        max_frames: int | None = None,
-    ) -> None:
-        super().__init__(out)
-        self.total = total
-        self.on_frame = on_frame
-        self.max_frames = max_frames
+    def __init__(self) -> None:
         self.tracks: dict[int, TrackStats] = {}
         self.num_frames = 0
 
-    def _write(self, result: FrameResult, image: np.ndarray | None) -> None:
+    def add(self, result: FrameResult) -> None:
         self.num_frames += 1
-        if self.max_frames is not None and self.num_frames > self.max_frames:
-            raise InputError(f"the video is too long: more than {self.max_frames} frames")
         present: list[tuple[int, int, bool, float | None]]  # (id, class, thing, score)
         if isinstance(result, PanopticFrame):
             present = [(s.id, s.category_id, s.isthing, s.score) for s in result.segments]
@@ -116,8 +102,6 @@ class TrackStatsWriter(FrameWriter):
                 track.runs[-1][1] = result.index
             else:
                 track.runs.append([result.index, result.index])
-        if self.on_frame is not None:
-            self.on_frame(self.num_frames, max(self.total, self.num_frames))
 
 
 def table_rows(tracks: list[TrackStats], labels: CategoryMapping) -> list[list[Any]]:
@@ -171,6 +155,65 @@ def zip_directory(directory: Path, path: Path) -> Path:
     return path
 
 
+def run_session(
+    predictor: VideoPredictor,
+    source: VideoSource,
+    *,
+    mode: str,
+    task: str,
+    writers: list[FrameWriter],
+    collector: TrackCollector,
+    progress: Progress | None = None,
+    max_frames: int | None = None,
+) -> int:
+    """Feed ``source`` frame by frame to a predictor session; every decided frame goes to the
+    writers and the collector. Returns the number of frames.
+
+    Whole-video decisions (``offline``, ``online`` here) come at the end: the input frames for the
+    overlay are then decoded again (uploads are files). ``max_frames`` stops a video that decodes
+    to more frames than its header said.
+    """
+    total = source.num_frames
+    counts: dict[str, int] = {}
+
+    def hook(stage: str, frames: int) -> None:
+        counts[stage] = counts.get(stage, 0) + frames
+        if progress is not None and stage in STAGES:
+            progress(stage, counts[stage], max(total, counts[stage]))
+
+    mode_: Any = mode  # checked by the predictor (InputError)
+    task_: Any = task
+    # postprocess "video": the reference's whole-video decisions, as `vidpan segment` by default.
+    # start() is annotated with StageProgress, but any (stage, frames) callable is a hook
+    # (vidpan.inference.context.ProgressHook, what its docstring promises).
+    hook_: Any = hook
+    session = predictor.start(mode=mode_, task=task_, height=source.height, width=source.width,
+                              postprocess="video", progress=hook_)  # fmt: skip
+    for w in writers:
+        w.begin_video(source.name, frame_names=source.frame_names, fps=source.fps)
+
+    def emit(result: FrameResult, image: np.ndarray | None) -> None:
+        for w in writers:
+            w.write(result, image=image)
+        collector.add(result)
+
+    pending: dict[int, np.ndarray] = {}  # input frames not decided yet (a window or a chunk)
+    with session:
+        for index, frame in enumerate(source):
+            if max_frames is not None and index >= max_frames:
+                raise InputError(f"the video is too long: more than {max_frames} frames")
+            if not session.decides_at_end:
+                pending[index] = frame
+            for result in session.step(frame):
+                emit(result, pending.pop(result.index))
+        replay = iter(source) if session.decides_at_end else None
+        for result in session.close():
+            emit(result, next(replay) if replay is not None else pending.pop(result.index))
+    for w in writers:
+        w.end_video()
+    return collector.num_frames
+
+
 @dataclass
 class PageResult:
     """Everything the page shows for one video."""
@@ -205,7 +248,7 @@ def segment_for_page(
     """Segment ``source`` into ``run_dir/outputs`` and build the table, timeline, scores and zip."""
     if ground_truth is not None and task != "vps":
         raise InputError("scores against a ground truth are for the vps task (VIPSeg format)")
-    mode_: Any = mode  # checked by the predictor (InputError)
+    mode_: Any = mode
     task_: Any = task
     labels = predictor.categories
     config = predictor.config
@@ -225,19 +268,14 @@ def segment_for_page(
             writers.append(SemanticPNGWriter(out, labels=labels))
         else:
             writers.append(YTVISResultsWriter(out, labels=labels))
-        stats = TrackStatsWriter(out, total=source.num_frames, on_frame=progress, max_frames=max_frames)
         save_yaml(resolved, out.file("config.yaml"))
-        prediction = predictor.predict(
-            source,
-            mode=mode_,
-            task=task_,
-            writers=[*writers, stats],
-            keep_frames=False,
-        )
-        tracks = list(stats.tracks.values())
+        collector = TrackCollector()
+        num_frames = run_session(predictor, source, mode=mode, task=task, writers=writers, collector=collector,
+                                 progress=progress, max_frames=max_frames)  # fmt: skip
+        tracks = list(collector.tracks.values())
         rows = table_rows(tracks, labels)
         atomic_write_text(out.file("tracks.csv"), table_csv(rows))
-        figure = timeline_figure(tracks, prediction.num_frames, labels)
+        figure = timeline_figure(tracks, num_frames, labels)
         figure.savefig(out.file("timeline.png"))
     scores = None
     if ground_truth is not None:
@@ -250,17 +288,17 @@ def segment_for_page(
         )
         atomic_write_json(outputs / "scores.json", scores)
     seconds = time.perf_counter() - start
-    archive = zip_directory(outputs, run_dir / f"vidpan_{prediction.name}.zip")
+    archive = zip_directory(outputs, run_dir / f"vidpan_{source.name}.zip")
     return PageResult(
-        name=prediction.name,
+        name=source.name,
         mode=mode,
         task=task,
-        num_frames=prediction.num_frames,
-        height=prediction.height,
-        width=prediction.width,
+        num_frames=num_frames,
+        height=source.height,
+        width=source.width,
         seconds=seconds,
         outputs=outputs,
-        overlay=outputs / "overlay" / f"{prediction.name}.mp4",
+        overlay=outputs / "overlay" / f"{source.name}.mp4",
         tracks=tracks,
         rows=rows,
         figure=figure,
