@@ -36,7 +36,7 @@ from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fuzz_corpus import Case, Corpus  # noqa: E402
+from fuzz_corpus import Case, Corpus
 
 CASE_TIMEOUT_S = 120
 COLUMNS = ("tried", "rejected", "worked", "partial", "crashes", "leftovers", "unexpected")
@@ -89,7 +89,11 @@ def _leftovers(case: Case, tmp: Path, before: dict[str, float] | None, outcome: 
 def run_case(case: Case, tmp: Path) -> Result:
     from vidpan.cli.main import main
 
-    out_abs = None if case.out is None else (case.out if case.out.is_absolute() else (case.cwd or Path.cwd()) / case.out)
+    out_abs = (
+        None
+        if case.out is None
+        else (case.out if case.out.is_absolute() else (case.cwd or Path.cwd()) / case.out)
+    )
     before = _snapshot(out_abs)
     stdout, stderr = io.StringIO(), io.StringIO()
     cwd = os.getcwd()
@@ -108,7 +112,7 @@ def run_case(case: Case, tmp: Path) -> Result:
                 rc = main(case.argv)
             except SystemExit as exc:  # argparse
                 rc = exc.code if isinstance(exc.code, int) else 2
-    except BaseException as exc:  # noqa: BLE001 - a crash is what we look for
+    except BaseException as exc:
         crash = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
     finally:
         signal.alarm(0)
@@ -132,7 +136,7 @@ def run_case(case: Case, tmp: Path) -> Result:
         if case.check is not None and out_abs is not None:
             try:
                 problem = case.check(out_abs)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 problem = f"check failed: {type(exc).__name__}: {exc}"
             if problem:
                 message = problem
@@ -161,7 +165,11 @@ def table(results: list[Result]) -> str:
         }
         rows.append((cat, *(str(counts[c]) for c in COLUMNS)))
     widths = [max(len(r[i]) for r in [("category", *COLUMNS), *rows]) for i in range(len(COLUMNS) + 1)]
-    fmt = "| " + " | ".join(f"{{:<{widths[0]}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths)) + " |"
+    fmt = (
+        "| "
+        + " | ".join(f"{{:<{widths[0]}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+        + " |"
+    )
     lines = [fmt.format("category", *COLUMNS), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += [fmt.format(*row) for row in rows]
     return "\n".join(lines)
@@ -171,7 +179,11 @@ def problems(results: list[Result]) -> list[str]:
     out = []
     for r in results:
         if r.outcome == "crash" or r.leftovers or r.unexpected:
-            what = "CRASH" if r.outcome == "crash" else ("UNEXPECTED " + r.outcome if r.unexpected else "LEFTOVERS")
+            what = (
+                "CRASH"
+                if r.outcome == "crash"
+                else ("UNEXPECTED " + r.outcome if r.unexpected else "LEFTOVERS")
+            )
             out.append(f"{what}: [{r.case.category}] {r.case.name}: {r.message} {r.leftovers or ''}".rstrip())
     return out
 
@@ -190,13 +202,19 @@ def run_corpus(root: Path, *, category: str | None = None, verbose: bool = False
         result = run_case(case, tmp)
         results.append(result)
         if verbose:
-            print(f"{result.seconds:6.2f}s {result.outcome:8} [{case.category}] {case.name}: {result.message}"[:200])
+            print(
+                f"{result.seconds:6.2f}s {result.outcome:8} [{case.category}] {case.name}: {result.message}"[
+                    :200
+                ]
+            )
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keep", type=Path, help="generate the corpus here and keep it (default: a temp dir)")
+    parser.add_argument(
+        "--keep", type=Path, help="generate the corpus here and keep it (default: a temp dir)"
+    )
     parser.add_argument("--category", help="run one category only")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per case")
     args = parser.parse_args(argv)

@@ -224,7 +224,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check_range(self, "num_classes", ge=1)
         check_range(self, "num_things", ge=0, le=self.num_classes, note=" (at most num_classes)")
-        check_range(self, "size_divisibility", ge=1)
+        check_range(self, "size_divisibility", ge=0, note=" (0 or 1: no padding)")
         if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in self.pixel_std):
             raise ConfigValueError("pixel_std", f"expected 3 numbers > 0, got {self.pixel_std!r}")
 

@@ -148,6 +148,7 @@ def _tiny_config(size_divisibility: int = 32) -> ModelConfig:
             hidden_dim=16, num_heads=2, dim_feedforward=32, num_layers=3, num_queries=4, reid_hidden_dim=8
         ),
         num_classes=3,
+        num_things=2,
         size_divisibility=size_divisibility,
     )
 

@@ -42,3 +42,19 @@ def test_atomic_directory_keeps_previous_on_failure(tmp_path: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert out.stat().st_mode & 0o777 == 0o777 & ~mask  # like mkdir, not mkdtemp's 0700
+
+
+def test_temporaries_of_a_killed_writer_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    pid = int(dead.stdout)
+    stale = tmp_path / f".model.safetensors.{pid}.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    alive = tmp_path / f".model.safetensors.{os.getppid()}.def456.tmp"  # a live process's: kept
+    alive.write_bytes(b"in progress")
+    atomic_write_text(tmp_path / "model.safetensors", "complete")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name, "model.safetensors"]

@@ -52,10 +52,18 @@ class ResolvedWeights:
         return self.spec.entry
 
 
+# Label-space fields do not change the converted tensors (the trainer fills them in after its
+# first resolve_init call): leaving them out keeps one conversion per architecture.
+_LABEL_FIELDS = ("class_names", "dataset_category_ids", "class_colors")
+
+
 def _fingerprint(config: Config) -> str:
     from vidpan.config import to_dict
 
-    return hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()[:12]
+    data = to_dict(config)
+    for key in _LABEL_FIELDS:
+        data["model"].pop(key, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def target_config(
@@ -165,6 +173,12 @@ def resolve_weights(
         )
     if source.format == "native":
         raise InputError(f"{parsed.text}: not a vidpan weights file", path=source.file)
+    if source.format is None and source.file.suffix == ".safetensors" and preset is None and config is None:
+        raise InputError(
+            f"{parsed.text}: not a vidpan weights file: for a DVIS++ safetensors pass --preset; for a "
+            "Hugging Face DINOv2 use `vidpan convert ... --format hf-dinov2`",
+            path=source.file,
+        )
     target = target_config(parsed, preset=preset, overrides=overrides, config=config)
     out = (
         source.cache_folder

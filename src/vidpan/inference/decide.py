@@ -12,7 +12,7 @@ their frame indices in the video.
   first pass are spilled in between. ``stable=True`` gives segment ids that do not depend on
   the span (things ``1 + slot``, stuff ``1 + Q + class``), for spans shorter than the video.
 - VSS: per pixel, the class maximising ``Σ_q p(k | q) · mask_q``.
-- VIS: the ``max_instances`` best (track, class) pairs, one id per pair.
+- VIS: the ``max_instances`` best (track, thing class) pairs, one id per pair.
 """
 
 from __future__ import annotations
@@ -135,12 +135,15 @@ def _instances(
     mask_chunks: Iterable[torch.Tensor],
     geometry: MaskGeometry,
 ) -> Iterator[FrameResult]:
-    """The max_num best (track, class) pairs, each with its track's binary masks."""
+    """The max_num best (track, thing class) pairs, each with its track's binary masks."""
     probs = class_probabilities(class_logits, aux_class_logits)[:, :-1]  # [Q, K]
     num_classes = probs.shape[1]
-    scores, flat = probs.flatten().topk(min(ctx.config.inference.max_instances, probs.numel()))
-    labels = (flat % num_classes).tolist()
-    queries = (flat // num_classes).tolist()
+    # Instances are things only (YouTube-VIS has no stuff; sky or road is not an instance).
+    num_things = ctx.config.model.num_things
+    things = probs[:, :num_things]  # [Q, K_things]
+    scores, flat = things.flatten().topk(min(ctx.config.inference.max_instances, things.numel()))
+    labels = (flat % max(num_things, 1)).tolist()
+    queries = (flat // max(num_things, 1)).tolist()
     # One id per (track, class) pair: the same in every frame, chunk and window.
     instances = [
         Segment(

@@ -34,7 +34,7 @@ Decisions (see ``docs/video_io.md``):
 - **Colour.** YUV->RGB uses the matrix the stream is tagged with (BT.601 when untagged, as
   FFmpeg). A stream whose coded size changes mid-way is rescaled to the size of its first frame.
 
-Test-time resize follows detectron2 ``ResizeShortestEdge(MIN_SIZE_TEST, MAX_SIZE_TEST)`` +
+Test-time resize (:mod:`vidpan.inference.resize`, re-exported here) follows detectron2 ``ResizeShortestEdge(MIN_SIZE_TEST, MAX_SIZE_TEST)`` +
 ``ResizeTransform.apply_image`` for uint8 images (a PIL bilinear resize), as DVIS++ inference does
 (``reference/dvis_reference.md`` §1.9). Padding to a multiple of 32 happens inside the model.
 """
@@ -44,21 +44,31 @@ from __future__ import annotations
 import logging
 import math
 import re
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from struct import error as struct_error
 from typing import Any
 
 import av
 import av.error
 import numpy as np
-import torch
-from PIL import Image, ImageOps
 
 from vidpan.config import DEFAULT_MAX_INPUT_PIXELS
 from vidpan.errors import InputError
+from vidpan.inference.frame_images import check_pixels as _check_pixels
+from vidpan.inference.frame_images import read_image as _read_image
+from vidpan.inference.resize import resize_frames, test_size
+
+__all__ = [
+    "DEFAULT_FOLDER_FPS",
+    "ArrayVideoSource",
+    "FrameFolderSource",
+    "VideoFileSource",
+    "VideoSource",
+    "open_video",
+    "resize_frames",
+    "test_size",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -312,68 +322,6 @@ def open_video(
 
 
 # ------------------------------------------------------------------------------------------
-# Test-time resize (detectron2 ResizeShortestEdge + ResizeTransform semantics)
-# ------------------------------------------------------------------------------------------
-
-
-def test_size(height: int, width: int, short_side: int = 720, max_size: int = 1333) -> tuple[int, int]:
-    """Size (h, w) a [height, width] frame is resized to at test time.
-
-    detectron2 ``ResizeShortestEdge.get_transform``: the short side becomes ``short_side``; if
-    the long side would then exceed ``max_size``, both are scaled down so it equals ``max_size``;
-    each side is rounded half up (``int(x + 0.5)``). ``short_side=0`` keeps the size.
-    """
-    if short_side == 0:
-        return height, width
-    if height <= 0 or width <= 0 or short_side < 0:
-        raise ValueError(f"invalid size {height}x{width} or short side {short_side}")
-    scale = short_side / min(height, width)
-    # The short side is set to short_side exactly (not via the scale) as detectron2 does.
-    new_h, new_w = (
-        (float(short_side), scale * width) if height < width else (scale * height, float(short_side))
-    )
-    if max(new_h, new_w) > max_size:
-        shrink = max_size / max(new_h, new_w)
-        new_h, new_w = new_h * shrink, new_w * shrink
-    return int(new_h + 0.5), int(new_w + 0.5)
-
-
-test_size.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite the name
-
-
-def resize_frames(
-    frames: np.ndarray | Sequence[np.ndarray], *, short_side: int = 720, max_size: int = 1333
-) -> torch.Tensor:
-    """Resize frames for the model: uint8 [T, H, W, 3] (or a list of [H, W, 3]) -> uint8 [T, 3, h, w].
-
-    (h, w) = :func:`test_size`; each frame goes through a PIL bilinear resize, which is exactly
-    what detectron2 ``ResizeTransform.apply_image`` does for uint8 images (so it matches DVIS++
-    given the same Pillow). All frames must share one size.
-    """
-    if isinstance(frames, np.ndarray):
-        if frames.ndim != 4:
-            raise ValueError(f"expected frames [T, H, W, 3], got shape {frames.shape}")
-        seq: Sequence[np.ndarray] = list(frames)
-    else:
-        seq = frames
-    if not seq:
-        raise ValueError("no frames to resize")
-    height, width = seq[0].shape[:2]
-    h, w = test_size(height, width, short_side, max_size)
-    out = torch.empty((len(seq), 3, h, w), dtype=torch.uint8)
-    out_np = out.numpy()  # shares memory; numpy copies PIL's read-only buffers without torch warnings
-    for t, frame in enumerate(seq):
-        if frame.dtype != np.uint8 or frame.shape != (height, width, 3):
-            raise ValueError(
-                f"frame {t}: expected uint8 [{height}, {width}, 3] like frame 0, got {frame.dtype} {frame.shape}"
-            )
-        if (h, w) != (height, width):
-            frame = np.asarray(Image.fromarray(frame).resize((w, h), Image.Resampling.BILINEAR))
-        out_np[t] = frame.transpose(2, 0, 1)  # [h, w, 3] -> [3, h, w]
-    return out
-
-
-# ------------------------------------------------------------------------------------------
 # Helpers
 # ------------------------------------------------------------------------------------------
 
@@ -406,63 +354,11 @@ def _frame_count(container: Any, stream: Any, fps: float) -> tuple[int, bool, fl
     return (round(duration * fps) if duration else 0), False, duration
 
 
-def _check_pixels(height: int, width: int, max_pixels: int, path: Path, what: str) -> None:
-    if max_pixels and height * width > max_pixels:
-        raise InputError(
-            f"{what} frame size {width}x{height} ({height * width / 1e6:.1f} MP) is above the limit of "
-            f"{max_pixels:,} pixels (inference.max_input_pixels; raise it with "
-            f"--set inference.max_input_pixels=N, 0 = no limit)",
-            path=path,
-        )
-
-
 def _seconds(frame: Any, index: int, fps: float) -> float:
     """Presentation time of a decoded frame in seconds (index / fps when it has no pts)."""
     if frame.pts is not None and frame.time_base is not None:
         return round(float(frame.pts * frame.time_base), 6)
     return round(index / fps, 6)
-
-
-_HIGH_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
-
-
-def _to_rgb(im: Image.Image) -> np.ndarray:
-    """[H, W, 3] uint8 RGB of any PIL image; 16-bit samples keep their 8 most significant bits
-    (PIL's own ``convert("RGB")`` clips them at 255, turning a 16-bit frame white)."""
-    if im.mode in _HIGH_BIT_MODES:
-        gray = np.asarray(im).astype(np.int64)
-        gray = (np.clip(gray, 0, 65535) >> 8).astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if im.mode == "F":
-        gray = np.nan_to_num(np.asarray(im, dtype=np.float64))
-        top = float(gray.max()) if gray.size else 0.0
-        gray = np.clip(gray * (255.0 / top if top > 1.0 else 255.0), 0, 255).astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    return np.asarray(im.convert("RGB"))
-
-
-def _read_image(path: Path, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
-    """Read a frame image as [H, W, 3] uint8 RGB (EXIF orientation applied), refusing frames
-    above ``max_pixels`` from the header, before decoding."""
-    try:
-        with warnings.catch_warnings():
-            # vidpan's own limit applies; PIL's warning would only repeat it (its hard limit,
-            # 2 x MAX_IMAGE_PIXELS, still raises DecompressionBombError).
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                _check_pixels(im.height, im.width, max_pixels, path, "image")
-                im.load()
-                upright = ImageOps.exif_transpose(im)
-                rgb = _to_rgb(upright)
-    except FileNotFoundError:
-        raise InputError("frame file disappeared", path=path) from None
-    except Image.DecompressionBombError as exc:
-        raise InputError(f"refused as a decompression bomb ({exc})", path=path) from None
-    except (OSError, ValueError, SyntaxError, struct_error) as exc:
-        raise InputError(f"cannot read the frame image ({_reason(exc)})", path=path) from None
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise InputError(f"cannot read the frame image (decoded to shape {rgb.shape})", path=path)
-    return rgb
 
 
 class ArrayVideoSource(VideoSource):

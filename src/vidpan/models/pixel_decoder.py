@@ -68,7 +68,7 @@ class ConvNorm(nn.Conv2d):
             x = self.norm(pointwise_conv(x, self.weight, self.bias))
         else:
             x = self.norm(super().forward(x))
-        return F.relu(x) if self.relu else x
+        return F.relu(x, inplace=True) if self.relu else x  # x is the norm's fresh output
 
 
 class DeformableEncoderLayer(nn.Module):
@@ -276,16 +276,14 @@ class MSDeformAttnPixelDecoder(nn.Module):
         device_type = features.res2.device.type
         with torch.autocast(device_type=device_type, enabled=False):
             coarse_to_fine = (features.res5, features.res4, features.res3)
-            projected = []
-            for proj, x in zip(self.input_proj, coarse_to_fine, strict=True):
-                assert isinstance(proj, nn.Sequential)
-                conv, norm = proj[0], proj[1]  # 1x1 conv, GroupNorm: the conv as a channel product
-                assert isinstance(conv, nn.Conv2d)
-                projected.append(norm(pointwise_conv(x.float(), conv.weight, conv.bias)))
+            # The input projections stay torch convolutions: as channel products their summation
+            # order flipped one pixel of the DVIS++ fixture's final panoptic map (a near-tie), and
+            # panoptic ids must stay identical to the reference.
+            projected = [proj(x.float()) for proj, x in zip(self.input_proj, coarse_to_fine, strict=True)]
             encoded = self.transformer(projected)  # [1/32, 1/16, 1/8]
             lateral = self.adapter_1(features.res2.float())
             up = F.interpolate(encoded[-1], size=lateral.shape[-2:], mode="bilinear", align_corners=False)
-            stride4 = self.layer_1(lateral + up)
+            stride4 = self.layer_1(lateral.add_(up))  # lateral: the norm's fresh output
             mask_features = pointwise_conv(stride4, self.mask_features.weight, self.mask_features.bias)
             return PixelDecoderOutput(
                 mask_features=mask_features.contiguous(), multi_scale_features=tuple(encoded)

@@ -28,7 +28,7 @@ of ``sampling_offsets`` reordered to x plane, y plane), turns offsets into level
 ``ref * W - 0.5 + offset`` (equal to the reference's ``(ref + offset / W) * W - 0.5`` up to float
 rounding), and fuses its residual into the output projection (:func:`vidpan.ops.linear.linear`).
 On the DVIS++ speed-anchor shapes this made the pixel decoder ~35% faster than the previous
-gather path (``/tmp`` A/B in one process, 1 thread, busy machine).
+gather path (docs/performance.md).
 
 :func:`ms_deform_attn_core` dispatches on :data:`IMPL` (environment variable
 ``VIDPAN_DEFORM_ATTN=grid_sample`` selects the reference path); the choice is made in this one

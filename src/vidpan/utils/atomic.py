@@ -1,7 +1,8 @@
 """Write outputs so that nothing half-written is ever left behind.
 
-Files are written to a temporary sibling and renamed into place (rename is atomic on one file
-system). Directories of outputs are assembled in a temporary sibling directory and renamed at the
+Files are written to a temporary sibling ``.<name>.<pid>.*.tmp`` and renamed into place (rename
+is atomic on one file system); temporaries left by a writer that was SIGKILLed (its pid is gone)
+are removed by the next write of the same file. Directories of outputs are assembled in a temporary sibling directory and renamed at the
 end; on any exception the temporary directory is removed and the destination is untouched.
 """
 
@@ -39,7 +40,8 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, fsync
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -59,6 +61,31 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, fsync
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete ``.<name>.<pid>.*.tmp`` siblings of ``path`` whose writer process is gone (SIGKILL
+    mid-write: a checkpoint or ``vidpan convert`` output that never got renamed)."""
+    prefix = f".{path.name}."
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            name = entry.name
+            if not (name.startswith(prefix) and name.endswith(".tmp")):
+                continue
+            pid = name[len(prefix) :].split(".", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -463,7 +463,8 @@ class ViTAdapter(nn.Module):
         m2, m3, m4 = tokens_to_maps(c, grid)
         # ConvTranspose2d(2, stride 2) of the 1/8 tokens as one product (channels-last result).
         size2 = level_sizes(grid)[0]
-        m1 = transposed_conv2x2(c[:, : size2[0] * size2[1]], self.up.weight, self.up.bias, size2) + c1
+        # In place on fresh tensors: fewer full-resolution temporaries alive at once.
+        m1 = transposed_conv2x2(c[:, : size2[0] * size2[1]], self.up.weight, self.up.bias, size2).add_(c1)
         maps = [m1, m2, m3, m4]
         if self.add_vit_feature:
             for i, (size, out) in enumerate(
@@ -471,7 +472,7 @@ class ViTAdapter(nn.Module):
             ):
                 if tuple(out.shape[-2:]) != size:
                     out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
-                maps[i] = maps[i] + out
+                maps[i] = maps[i].add_(out) if i == 0 else maps[i] + out  # maps[1:] are views of c
         pyramid = FeaturePyramid(
             res2=batch_norm(self.norm1, maps[0]),
             res3=batch_norm(self.norm2, maps[1]),
