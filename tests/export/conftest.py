@@ -36,7 +36,9 @@ class Exported:
     windows: list[tuple[int, int]]  # frame ranges of the predictor's windows
 
 
-def _export_all(model: DVIS, config: Config, directory: Path, size: tuple[int, int], frames: int, weights: Path) -> None:
+def _export_all(
+    model: DVIS, config: Config, directory: Path, size: tuple[int, int], frames: int, weights: Path
+) -> None:
     digest = sha256_file(weights)
     for part in ("segmenter", "tracker-step"):
         program = trace(model, config, part, size, frames)  # type: ignore[arg-type]
@@ -56,7 +58,9 @@ def fixture_export(dvis_fixture: Path, tmp_path_factory: pytest.TempPathFactory)
     meta = json.loads((dvis_fixture / "meta.json").read_text())
     config = Config(
         name="dvis_plus_fixture",
-        model=model_config_from_reference(meta["config"], num_things=int(meta["metadata"]["n_thing_classes"])),
+        model=model_config_from_reference(
+            meta["config"], num_things=int(meta["metadata"]["n_thing_classes"])
+        ),
         inference=inference_config_from_reference(meta["config"]),
     )
     model = build_dvis(config.model)
@@ -67,7 +71,9 @@ def fixture_export(dvis_fixture: Path, tmp_path_factory: pytest.TempPathFactory)
     size = (int(video.shape[2]), int(video.shape[3]))
     weights = dvis_fixture / "weights.safetensors"
     _export_all(model, config, directory, size, 2, weights)
-    return Exported(model, config, video, directory, weights, _windows(video.shape[0], config.inference.window_size))
+    return Exported(
+        model, config, video, directory, weights, _windows(video.shape[0], config.inference.window_size)
+    )
 
 
 def synthetic_video(frames: int = 8, height: int = 128, width: int = 224, seed: int = 5) -> np.ndarray:
@@ -86,7 +92,14 @@ def shipped_export(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     video = torch.from_numpy(synthetic_video()).permute(0, 3, 1, 2).contiguous()
     directory = tmp_path_factory.mktemp("shipped_export")
     _export_all(model, config, directory, (128, 224), 1, SHIPPED_WEIGHTS)
-    return Exported(model, config, video, directory, SHIPPED_WEIGHTS, _windows(video.shape[0], config.inference.window_size))
+    return Exported(
+        model,
+        config,
+        video,
+        directory,
+        SHIPPED_WEIGHTS,
+        _windows(video.shape[0], config.inference.window_size),
+    )
 
 
 @pytest.fixture(params=["fixture", "shipped"])

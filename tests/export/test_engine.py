@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Exported, synthetic_video
 
+from conftest import Exported, synthetic_video
 from vidpan.errors import InputError
 from vidpan.export.engine import load_exported, with_exported
 from vidpan.inference.predictor import VideoPredictor
@@ -20,7 +20,9 @@ from vidpan.structures import PanopticFrame
 def _same_prediction(exported: Exported, fmt: str, mode: str, video: np.ndarray) -> None:
     segmenter, tracker = load_exported(exported.directory, fmt=fmt)  # type: ignore[arg-type]
     eager = VideoPredictor(exported.model, exported.config)(video, mode=mode)
-    ours = VideoPredictor(with_exported(exported.model, segmenter, tracker), exported.config)(video, mode=mode)
+    ours = VideoPredictor(with_exported(exported.model, segmenter, tracker), exported.config)(
+        video, mode=mode
+    )
     assert len(ours.frames) == len(eager.frames) == video.shape[0]
     for a, b in zip(ours.frames, eager.frames, strict=True):
         assert isinstance(a, PanopticFrame) and isinstance(b, PanopticFrame)
@@ -38,7 +40,14 @@ def test_fixture_video_panoptic_ids_identical(fixture_export: Exported, fmt: str
     _same_prediction(fixture_export, fmt, "online", video)
 
 
-@pytest.mark.parametrize(("fmt", "mode"), [("onnx", "online"), ("onnx", "offline"), ("torch-export", "online")])
+@pytest.mark.parametrize(
+    ("fmt", "mode"),
+    [
+        ("onnx", "online"),
+        pytest.param("onnx", "offline", marks=pytest.mark.slow),
+        pytest.param("torch-export", "online", marks=pytest.mark.slow),
+    ],
+)
 def test_shipped_model_panoptic_ids_identical(shipped_export: Exported, fmt: str, mode: str) -> None:
     _same_prediction(shipped_export, fmt, mode, synthetic_video(frames=10, seed=7))
 
@@ -57,7 +66,9 @@ def test_engine_errors(shipped_export: Exported, fixture_export: Exported, tmp_p
             shutil.copy(shipped_export.directory / name, partial / name)
         load_exported(partial)
     with pytest.raises(InputError, match="not a vidpan export manifest"):
-        (partial / "tracker-step.onnx.json").write_text(json.dumps({"part": "tracker-step", "manifest_version": 1}))
+        (partial / "tracker-step.onnx.json").write_text(
+            json.dumps({"part": "tracker-step", "manifest_version": 1})
+        )
         load_exported(partial)
     with pytest.raises(InputError, match="not a directory"):
         load_exported(tmp_path / "missing")

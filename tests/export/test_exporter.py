@@ -9,10 +9,10 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
-from conftest import Exported
 from safetensors.torch import load_file
 
 import vidpan
+from conftest import Exported
 from vidpan.errors import InputError
 from vidpan.export.engine import ExportedSegmenter, OrtRunner, ProgramRunner
 from vidpan.export.exporter import DEFAULT_OPSET, export_part, parse_size
@@ -77,7 +77,13 @@ def test_graphs_have_no_grid_sample(exported: Exported, part: str) -> None:
 def test_manifests(exported: Exported) -> None:
     seg = read_manifest(exported.directory / "segmenter.onnx.json")
     size = (int(exported.video.shape[2]), int(exported.video.shape[3]))
-    assert (seg.part, seg.format, seg.file, seg.size, seg.opset) == ("segmenter", "onnx", "segmenter.onnx", size, 18)
+    assert (seg.part, seg.format, seg.file, seg.size, seg.opset) == (
+        "segmenter",
+        "onnx",
+        "segmenter.onnx",
+        size,
+        18,
+    )
     assert seg.vidpan_version == vidpan.__version__
     assert seg.weights_sha256 == sha256_file(exported.weights)
     assert seg.inputs[0].name == "frames" and seg.inputs[0].dtype == "uint8"
@@ -98,7 +104,7 @@ def test_manifests(exported: Exported) -> None:
 
 def test_export_bad_arguments(fixture_export: Exported, tmp_path: Path) -> None:
     model, config = fixture_export.model, fixture_export.config
-    with pytest.raises(InputError, match="must end in .onnx"):
+    with pytest.raises(InputError, match=r"must end in \.onnx"):
         export_part(model, config, part="segmenter", size=(96, 128), fmt="onnx", out=tmp_path / "x.pt2")
     with pytest.raises(InputError, match="--part"):
         export_part(model, config, part="refiner", size=(96, 128), fmt="onnx", out=tmp_path / "x.onnx")  # type: ignore[arg-type]

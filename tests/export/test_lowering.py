@@ -25,10 +25,14 @@ def test_embedding_bag_as_gather_equals_embedding_bag() -> None:
     weights = torch.rand(12, 16, generator=g)
     expected = F.embedding_bag(index, table, per_sample_weights=weights, mode="sum")
     offsets = torch.arange(12) * 16
-    out = embedding_bag_as_gather(table, index.reshape(-1), offsets, per_sample_weights=weights.reshape(-1))[0]
+    out = embedding_bag_as_gather(table, index.reshape(-1), offsets, per_sample_weights=weights.reshape(-1))[
+        0
+    ]
     assert torch.allclose(out, expected, atol=1e-6)
     with pytest.raises(NotImplementedError):
-        embedding_bag_as_gather(table, index.reshape(-1), offsets, mode=1, per_sample_weights=weights.reshape(-1))
+        embedding_bag_as_gather(
+            table, index.reshape(-1), offsets, mode=1, per_sample_weights=weights.reshape(-1)
+        )
 
 
 class _Attn(torch.nn.Module):
@@ -42,7 +46,9 @@ class _Attn(torch.nn.Module):
         return self.attn(query, ref, value, [(6, 8), (3, 4)])
 
 
-def test_deformable_attention_exports_without_grid_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deformable_attention_exports_without_grid_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Even with ``VIDPAN_DEFORM_ATTN=grid_sample`` selected, the export traces the gather path;
     onnxruntime then equals the grid_sample reference."""
     torch.manual_seed(0)

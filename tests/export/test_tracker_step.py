@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import Exported
 from safetensors.torch import load_file
 
+from conftest import Exported
 from vidpan.export.engine import ExportedTracker, OrtRunner, ProgramRunner
 from vidpan.export.manifest import manifest_path, read_manifest
 from vidpan.models.tracker import TrackerState

@@ -26,14 +26,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--weights", required=True, help="vidpan .safetensors, or a DVIS++ checkpoint with --preset")
+    p.add_argument(
+        "--weights", required=True, help="vidpan .safetensors, or a DVIS++ checkpoint with --preset"
+    )
     p.add_argument("--preset", help="architecture preset (tiny, vits, vitb, vitl, vitg) for foreign weights")
     p.add_argument("--part", required=True, choices=["segmenter", "tracker-step"])
     p.add_argument("--size", required=True, help="HxW of the (resized) frames, e.g. 720x1280")
     p.add_argument("--format", dest="fmt", choices=["onnx", "torch-export"], default="onnx")
-    p.add_argument("--out", required=True, type=Path, help="output file (.onnx or .pt2); manifest: <out>.json")
+    p.add_argument(
+        "--out", required=True, type=Path, help="output file (.onnx or .pt2); manifest: <out>.json"
+    )
     p.add_argument("--frames", type=int, default=1, help="segmenter: frames per call T (default 1)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--external-data", action="store_true", default=None,
+                   help="ONNX: weights in <out>.data (automatic above protobuf's 2 GB limit)")  # fmt: skip
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override (repeatable)")  # fmt: skip
     p.set_defaults(func=run)
@@ -60,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     digest = sha256_file(weights) if weights.is_file() else None
     manifest = export_part(
         model, config, part=args.part, size=size, fmt=args.fmt, out=args.out, frames=args.frames,
-        opset=args.opset, weights_sha256=digest,
+        opset=args.opset, weights_sha256=digest, external_data=args.external_data,
     )  # fmt: skip
     total = sum((args.out.parent / f).stat().st_size for f in (manifest.file, *manifest.external_data))
     print(f"{args.part} ({args.fmt}{f', opset {manifest.opset}' if manifest.opset else ''}) "

@@ -38,7 +38,9 @@ from vidpan.structures import SegmenterOutput
 class OrtRunner:
     """An onnxruntime session: tensors in (manifest input order) -> tensors out (CPU)."""
 
-    def __init__(self, path: str | Path, manifest: ExportManifest, *, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, path: str | Path, manifest: ExportManifest, *, device: str | torch.device = "cpu"
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -54,7 +56,8 @@ class OrtRunner:
 
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
         feed = {
-            spec.name: x.detach().cpu().contiguous().numpy() for spec, x in zip(self.manifest.inputs, inputs, strict=True)
+            spec.name: x.detach().cpu().contiguous().numpy()
+            for spec, x in zip(self.manifest.inputs, inputs, strict=True)
         }
         return [torch.from_numpy(a) for a in self.session.run(self.output_names, feed)]
 
@@ -217,7 +220,9 @@ def load_exported(
                     path=directory,
                 )
     runners: list[Runner] = [
-        OrtRunner(directory / m.file, m, device=device) if fmt == "onnx" else ProgramRunner(directory / m.file, m)
+        OrtRunner(directory / m.file, m, device=device)
+        if fmt == "onnx"
+        else ProgramRunner(directory / m.file, m)
         for m in picked
     ]
     return ExportedSegmenter(runners[0]), ExportedTracker(runners[1])
@@ -243,6 +248,8 @@ def use_exported(
     if directory is None:
         raise InputError("--engine onnxruntime needs --exported DIR (written by `vidpan export`)")
     if precision != "fp32":
-        raise InputError(f"--engine onnxruntime runs the exported float32 graphs; got --precision {precision}")
+        raise InputError(
+            f"--engine onnxruntime runs the exported float32 graphs; got --precision {precision}"
+        )
     segmenter, tracker = load_exported(directory, fmt="onnx", device=device, weights=weights)
     return with_exported(model, segmenter, tracker)

@@ -36,9 +36,9 @@ from vidpan.export.graphs import (
     TrackerStepGraph,
 )
 from vidpan.export.lowering import (
+    export_ops,
     forbidden_aten_ops,
     forbidden_onnx_ops,
-    export_ops,
     onnx_decompositions,
 )
 from vidpan.export.manifest import (
@@ -86,7 +86,9 @@ def graph_module(model: DVIS, part: Part) -> torch.nn.Module:
     return TrackerStepGraph(model.tracker).eval()
 
 
-def example_inputs(config: Config, part: Part, size: tuple[int, int], frames: int) -> tuple[torch.Tensor, ...]:
+def example_inputs(
+    config: Config, part: Part, size: tuple[int, int], frames: int
+) -> tuple[torch.Tensor, ...]:
     """Inputs of the fixed shapes the graph is traced at (values only matter for the trace)."""
     m = config.model
     if part == "segmenter":
@@ -103,7 +105,9 @@ def example_inputs(config: Config, part: Part, size: tuple[int, int], frames: in
     )
 
 
-def trace(model: DVIS, config: Config, part: Part, size: tuple[int, int], frames: int = 1) -> torch.export.ExportedProgram:
+def trace(
+    model: DVIS, config: Config, part: Part, size: tuple[int, int], frames: int = 1
+) -> torch.export.ExportedProgram:
     """``torch.export.export`` of ``part`` at a fixed size, deformable attention on the gather path."""
     module = graph_module(model, part)
     args = example_inputs(config, part, size, frames)
@@ -117,7 +121,8 @@ def trace(model: DVIS, config: Config, part: Part, size: tuple[int, int], frames
 
 def _specs(names: tuple[str, ...], tensors: list[torch.Tensor]) -> tuple[TensorSpec, ...]:
     return tuple(
-        TensorSpec(n, tuple(int(d) for d in t.shape), _NUMPY_DTYPES[t.dtype]) for n, t in zip(names, tensors, strict=True)
+        TensorSpec(n, tuple(int(d) for d in t.shape), _NUMPY_DTYPES[t.dtype])
+        for n, t in zip(names, tensors, strict=True)
     )
 
 
@@ -138,6 +143,7 @@ def export_part(
     opset: int = DEFAULT_OPSET,
     weights_sha256: str | None = None,
     program: torch.export.ExportedProgram | None = None,
+    external_data: bool | None = None,
 ) -> ExportManifest:
     """Export ``part`` of ``model`` for frames of ``size`` (H, W) to ``out``; returns the manifest.
 
@@ -153,6 +159,8 @@ def export_part(
         weights_sha256: recorded in the manifest (the engine checks it against its weights).
         program: a :func:`trace` of the same part, size and frames, to export both formats
             from one trace.
+        external_data: ONNX weights in a separate ``<out>.data`` file: None = only above
+            protobuf's 2 GB limit (ViT-g), True = always.
     """
     if part not in PARTS:
         raise InputError(f"--part: expected one of {', '.join(PARTS)}, got {part!r}")
@@ -184,7 +192,7 @@ def export_part(
             torch.export.save(program, tmp / out.name)
             external: tuple[str, ...] = ()
         else:
-            _save_onnx(program, tmp / out.name, in_names, out_names, opset)
+            _save_onnx(program, tmp / out.name, in_names, out_names, opset, external_data)
             external = tuple(sorted(p.name for p in tmp.iterdir() if p.name != out.name))
         manifest = ExportManifest(
             part=part,
@@ -212,17 +220,22 @@ def export_part(
 
 
 def _save_onnx(
-    program: torch.export.ExportedProgram, path: Path, in_names: tuple[str, ...], out_names: tuple[str, ...], opset: int
+    program: torch.export.ExportedProgram,
+    path: Path,
+    in_names: tuple[str, ...],
+    out_names: tuple[str, ...],
+    opset: int,
+    external_data: bool | None,
 ) -> None:
     import onnx
 
-    lowered = program.run_decompositions(onnx_decompositions())  # type: ignore[arg-type]
+    lowered = program.run_decompositions(onnx_decompositions())
     onnx_program = torch.onnx.export(
         lowered, input_names=list(in_names), output_names=list(out_names), opset_version=opset, dynamo=True,
         optimize=True, verbose=False,
     )  # fmt: skip
     assert onnx_program is not None
-    onnx_program.save(str(path))
+    onnx_program.save(str(path), external_data=external_data)
     model = onnx.load(str(path), load_external_data=False)
     bad = forbidden_onnx_ops(model)
     if bad:
