@@ -11,13 +11,15 @@ import torch
 from vidpan.utils import threads as th
 
 
-def test_configure_openmp_sets_passive_unless_the_user_chose() -> None:
+def test_configure_openmp_bounds_the_spin_unless_the_user_chose() -> None:
     env: dict[str, str] = {}
-    assert th.configure_openmp(env) and env["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert th.configure_openmp(env) and env["GOMP_SPINCOUNT"] == str(th.SPIN_COUNT)
     env = {"OMP_WAIT_POLICY": "ACTIVE"}
-    assert not th.configure_openmp(env) and env["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert not th.configure_openmp(env) and env["OMP_WAIT_POLICY"] == "ACTIVE" and "GOMP_SPINCOUNT" not in env
+    env = {"GOMP_SPINCOUNT": "0"}
+    assert not th.configure_openmp(env) and env["GOMP_SPINCOUNT"] == "0"
     env = {"VIDPAN_OMP_PASSIVE": "0"}
-    assert not th.configure_openmp(env) and "OMP_WAIT_POLICY" not in env
+    assert not th.configure_openmp(env) and "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env
 
 
 def test_choose_threads(monkeypatch: pytest.MonkeyPatch) -> None:
