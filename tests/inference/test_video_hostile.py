@@ -38,7 +38,8 @@ def test_png_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
     folder.mkdir()
     png_header_only(folder / "0.png", 12000, 12000)
     with pytest.raises(
-        InputError, match=r"12000x12000 \(144\.0 MP\) is above the limit of 40,000,000 pixels.*max_input_pixels"
+        InputError,
+        match=r"12000x12000 \(144\.0 MP\) is above the limit of 40,000,000 pixels.*max_input_pixels",
     ):
         open_video(folder)
     with pytest.raises(InputError, match="above the limit of 100 pixels"):

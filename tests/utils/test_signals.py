@@ -25,7 +25,9 @@ SRC = Path(vidpan.__file__).resolve().parents[1]
 
 
 def test_sigterm_raises_terminated_in_process() -> None:
-    before = signal.getsignal(signal.SIGTERM)  # not always SIG_DFL: e.g. ray.init() in this process installs one
+    before = signal.getsignal(
+        signal.SIGTERM
+    )  # not always SIG_DFL: e.g. ray.init() in this process installs one
     with pytest.raises(Terminated) as info, terminate_as_interrupt():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)

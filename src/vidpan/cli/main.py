@@ -21,7 +21,16 @@ from vidpan.utils.threads import configure_openmp
 
 # Subcommand modules, in the order `vidpan --help` lists them.
 COMMANDS: tuple[str, ...] = (
-    "segment", "eval", "train", "synth", "convert", "bench", "export", "serve", "models", "push",
+    "segment",
+    "eval",
+    "train",
+    "synth",
+    "convert",
+    "bench",
+    "export",
+    "serve",
+    "models",
+    "push",
 )
 
 

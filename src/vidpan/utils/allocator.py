@@ -48,6 +48,4 @@ def tune_malloc() -> bool:
     mallopt.restype = ctypes.c_int
     mmap_mb = os.environ.get("VIDPAN_MALLOC_MMAP_MB", "")
     mmap_bytes = int(mmap_mb) << 20 if mmap_mb.isdigit() and int(mmap_mb) > 0 else THRESHOLD_BYTES
-    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_bytes)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, THRESHOLD_BYTES)
-    )
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_bytes)) and bool(mallopt(_M_TRIM_THRESHOLD, THRESHOLD_BYTES))
