@@ -19,7 +19,7 @@ from vidpan.errors import InputError
 def run_batch_command(args: argparse.Namespace) -> int:
     from vidpan.batch.inputs import resolve_video_list
     from vidpan.batch.runner import Distributed, run_batch
-    from vidpan.inference.segment_job import SegmentOptions
+    from vidpan.cli.segment import segment_options
 
     if args.video_list is None:
         raise InputError("--engine ray runs a batch: give --video-list FILE|DIR|GLOB")
@@ -38,21 +38,12 @@ def run_batch_command(args: argparse.Namespace) -> int:
     if args.gpus_per_worker > 0 and not args.device.startswith("cuda"):
         raise InputError("--gpus-per-worker > 0 needs --device cuda")
     items = resolve_video_list(args.video_list)
-    options = SegmentOptions(
-        weights=args.weights,
-        preset=args.preset,
-        mode=args.mode,
-        task=args.task,
-        device=args.device,
-        precision=args.precision,
-        categories=args.categories,
-        overrides=tuple(args.overrides),
-        overlay=args.overlay,
-        stream=args.stream,
+    options = segment_options(
+        args,
+        progress=False,  # the batch has its own bar, over videos
         # The batch replaces its own stale output of a video it redoes (OUT/<video>/).
         overwrite=True,
         engine="torch" if args.engine == "ray" else args.engine,
-        exported=getattr(args, "exported", None),
     )
     if args.engine == "ray":
         from vidpan.batch.ray_engine import import_ray

@@ -24,9 +24,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from vidpan.inference.segment_job import SegmentOptions
     from vidpan.inference.sources import Span
 
 
@@ -99,6 +100,30 @@ def _threads(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a positive integer or auto, got {text!r}") from None
 
 
+def segment_options(args: argparse.Namespace, **changes: Any) -> SegmentOptions:
+    """The parsed ``vidpan segment`` arguments as :class:`SegmentOptions` (``changes`` replace fields)."""
+    from vidpan.inference.segment_job import SegmentOptions
+
+    fields: dict[str, Any] = dict(
+        weights=args.weights,
+        preset=args.preset,
+        mode=args.mode,
+        task=args.task,
+        device=args.device,
+        precision=args.precision,
+        categories=args.categories,
+        overrides=tuple(args.overrides),
+        overlay=args.overlay,
+        stream=args.stream,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        overwrite=args.overwrite,
+        engine=args.engine,
+        exported=args.exported,
+    )
+    fields.update(changes)
+    return SegmentOptions(**fields)
+
+
 def run(args: argparse.Namespace) -> int:
     from vidpan.errors import InputError
 
@@ -138,29 +163,13 @@ def run(args: argparse.Namespace) -> int:
                 print(line)
             return 0
     from vidpan.inference.segment_job import (
-        SegmentOptions,
         load_segmenter,
         max_pixels_override,
         open_inputs,
         segment_to_dir,
     )
 
-    options = SegmentOptions(
-        weights=args.weights,
-        preset=args.preset,
-        mode=args.mode,
-        task=args.task,
-        device=args.device,
-        precision=args.precision,
-        categories=args.categories,
-        overrides=tuple(args.overrides),
-        overlay=args.overlay,
-        stream=args.stream,
-        progress=not args.no_progress and sys.stderr.isatty(),
-        overwrite=args.overwrite,
-        engine=args.engine,
-        exported=args.exported,
-    )
+    options = segment_options(args)
     # Before the model loads, so a typo fails fast.
     sources = open_inputs(args.inputs, max_pixels=max_pixels_override(args.overrides), span=_span(args))
     loaded = load_segmenter(options)
