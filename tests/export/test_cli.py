@@ -36,6 +36,35 @@ def test_segment_onnxruntime_writes_the_same_files(
         assert eager[name] == ort[name], f"{name} differs"
 
 
+def test_online_step_part_is_what_the_engine_runs(
+    shipped_export: Exported, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--part online-step`` writes both graphs into one directory, and ``vidpan segment --engine
+    onnxruntime --exported DIR`` on it writes the same files as the eager run."""
+    exported = tmp_path / "online"
+    weights = str(shipped_export.weights)
+    assert main(["export", "--weights", weights, "--part", "online-step", "--size", "128x224",
+                 "--out", str(exported)]) == 0  # fmt: skip
+    assert "--engine onnxruntime --exported" in capsys.readouterr().out
+    names = sorted(p.name for p in exported.iterdir())
+    assert names == ["segmenter.onnx", "segmenter.onnx.json", "tracker-step.onnx", "tracker-step.onnx.json"]
+    frames = tmp_path / "clip"
+    frames.mkdir()
+    for i, image in enumerate(synthetic_video(frames=5, seed=12)):
+        Image.fromarray(image).save(frames / f"{i:05d}.png")
+    common = [str(frames), "--weights", weights, "--mode", "online", "--no-progress"]
+    assert main(["segment", *common, "--out", str(tmp_path / "eager")]) == 0
+    assert main(["segment", *common, "--out", str(tmp_path / "ort"), "--engine", "onnxruntime",
+                 "--exported", str(exported)]) == 0  # fmt: skip
+    eager, ort = _files(tmp_path / "eager"), _files(tmp_path / "ort")
+    assert sorted(eager) == sorted(ort) and any(n.startswith("pan_pred/") for n in eager)
+    for name in eager:
+        assert eager[name] == ort[name], f"{name} differs"
+    # A file name is not a directory.
+    assert main(["export", "--weights", weights, "--part", "online-step", "--size", "128x224",
+                 "--out", str(tmp_path / "x.onnx")]) == 2  # fmt: skip
+
+
 def test_export_command(shipped_export: Exported, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "exp" / "tracker-step.onnx"
     args = ["export", "--weights", str(shipped_export.weights), "--part", "tracker-step", "--size", "128x224"]
