@@ -51,18 +51,19 @@ def _is_index_naming(names: Sequence[str]) -> bool:
     return values == list(range(values[0], values[0] + len(values))) and values[0] in (0, 1)
 
 
-def naming_hint(gt_names: Sequence[str], pred_names: Sequence[str], *, source: str) -> str:
+def naming_hint(gt_names: Sequence[str], pred_names: Sequence[str], *, source: str, task: str) -> str:
     """``; prediction frames are named by index ...`` when that explains a failed pairing, else ``""``.
 
     Args:
         gt_names, pred_names: the video's frame names on each side.
         source: where the frames with the GT names are, for the advice (e.g. ``images/<video>``).
+        task: ``vps`` or ``vss`` (the ``vidpan eval`` subcommand whose help explains pairing).
     """
     if _is_index_naming(pred_names) and not _is_index_naming(gt_names):
         return (
             f"; prediction frames are named by index ({_span(list(pred_names))}), the GT keeps its "
             f"source frame names: segment the frame folder ({source}) instead of a video file, so "
-            "the outputs keep the frame names (see `vidpan eval --help`)"
+            f"the outputs keep the frame names (see `vidpan eval {task} --help`)"
         )
     return ""
 
@@ -112,7 +113,7 @@ def pair_vps_frames(
     folder = pred_masks / vid
     gt_names = [f.file_name for f in gt.frames]
     pred_names = [f.file_name for f in pred.frames]
-    hint = naming_hint(gt_names, pred_names, source=f"images/{vid}")
+    hint = naming_hint(gt_names, pred_names, source=f"images/{vid}", task="vps")
     if len(pred.segments) != len(gt.segments):
         missing = [n for n in gt_names if _stem(n) not in {_stem(p) for p in pred_names}]
         detail = f"; GT frames not in the prediction: {listing(missing)}" if missing and not hint else ""
@@ -165,7 +166,7 @@ def check_vss_frames(video: str, gt_names: Sequence[str], *, pred_masks: Path) -
     have = set(_pngs(folder))
     missing = [n for n in gt_names if n not in have]
     if missing:
-        hint = naming_hint(gt_names, sorted(have), source=f"data/{video}/origin")
+        hint = naming_hint(gt_names, sorted(have), source=f"data/{video}/origin", task="vss")
         raise InputError(
             f"video {video!r}: {len(missing)} of {len(gt_names)} GT frames have no prediction PNG "
             f"({listing(missing)}); prediction PNGs must be named after the GT frames; "
