@@ -60,6 +60,15 @@ def test_segment_then_eval_vps(
         )
         == 0
     )
+    # Outputs keep the source frame names (VIPSeg: every 5th source frame), so they pair by name.
+    gt = json.loads((root / "VIPSeg" / "panoptic_gt_VIPSeg_val.json").read_text())
+    pred = json.loads((out / "pred.json").read_text())
+    pred_names = {a["video_id"]: [f["file_name"] for f in a["annotations"]] for a in pred["annotations"]}
+    for video in gt["annotations"]:
+        names = [f["file_name"] for f in video["annotations"]]
+        assert names[:2] == ["00000000.png", "00000005.png"]
+        assert pred_names[video["video_id"]] == names
+        assert sorted(p.name for p in (out / "pan_pred" / video["video_id"]).iterdir()) == names
     scores = tmp_path / "scores.json"
     code = main(["eval", "vps", "--gt-json", str(root / "VIPSeg" / "panoptic_gt_VIPSeg_val.json"),
                  "--gt-masks", str(root / "VIPSeg" / "panomasksRGB"), "--pred-json", str(out / "pred.json"),
@@ -93,6 +102,10 @@ def test_segment_then_eval_vss(
         )
         == 0
     )
+    for v in val:
+        gt_names = sorted(p.name for p in (root / "VSPW" / "data" / v / "mask").iterdir())
+        assert gt_names[:2] == ["00000000.png", "00000005.png"]
+        assert sorted(p.name for p in (out / "sem_pred" / v).iterdir()) == gt_names
     code = main(["eval", "vss", "--gt-root", str(root / "VSPW"), "--pred-masks", str(out / "sem_pred")])
     assert code == 0, capsys.readouterr().err
 

@@ -175,7 +175,7 @@ VPS_CASES = [
     (rgba_pred_png, PRED_PNG, "got mode RGBA"),
     (drop_pred_video, PRED_JSON, "missing from the prediction"),
     (drop_pred_frame_json, PRED_JSON, "predicted frames but the GT has"),
-    (delete_pred_png, PRED_PNG, "file not found"),
+    (delete_pred_png, f"pred/pan_pred/{VIDEO}", f"GT frames have no prediction PNG ({FRAME})"),
     (delete_gt_png, GT_PNG, "file not found"),
     (resize_pred_png, PRED_PNG, "differs from the expected"),
     (grey_pred_png, PRED_PNG, "expected an RGB PNG"),
@@ -235,7 +235,7 @@ def vss_unknown_video(d: Path) -> None:
 
 
 VSS_CASES = [
-    (vss_delete_pred, f"vss_pred/{VIDEO}/{FRAME}", "file not found"),
+    (vss_delete_pred, f"vss_pred/{VIDEO}", f"GT frames have no prediction PNG ({FRAME})"),
     (vss_resize_pred, f"vss_pred/{VIDEO}/{FRAME}", "differs from the expected"),
     (vss_rgb_pred, f"vss_pred/{VIDEO}/{FRAME}", "single-channel"),
     (vss_out_of_range, f"vss_pred/{VIDEO}/{FRAME}", "predicted values [124]"),

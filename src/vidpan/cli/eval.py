@@ -35,6 +35,21 @@ def _workers(text: str) -> int:
     return value
 
 
+_VPS_PAIRING = """\
+frame pairing: videos pair by video_id; the i-th GT frame with the i-th frame of the
+prediction's video, whose PNG is <pred-masks>/<video>/<GT file_name>, else the file_name
+pred.json lists at position i. VIPSeg annotates every 5th source frame (00000000.png,
+00000005.png, ...): `vidpan segment VIPSeg/images/<video>` keeps those names; a prediction of
+a video file names frames by index (00000000.png, 00000001.png, ...) and has every frame, so
+its frame count differs. Extra prediction videos are ignored."""
+
+_VSS_PAIRING = """\
+frame pairing: every GT frame data/<video>/mask/<frame>.png needs <pred-masks>/<video>/<frame>.png
+with the same name. `vidpan segment --task vss VSPW/data/<video>/origin` keeps the frame
+names; a prediction of a video file names frames by index (00000000.png, 00000001.png, ...).
+Extra prediction frames and videos are ignored."""
+
+
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "eval",
@@ -43,7 +58,12 @@ def add_parser(subparsers: Any) -> None:
     )
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
 
-    vps = tasks.add_parser("vps", help="video panoptic segmentation: VPQ1..8, VPQ, STQ, AQ, SQ")
+    vps = tasks.add_parser(
+        "vps",
+        help="video panoptic segmentation: VPQ1..8, VPQ, STQ, AQ, SQ",
+        epilog=_VPS_PAIRING,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     vps.add_argument("--gt-json", required=True, type=Path, help="panoptic_gt_VIPSeg_val.json")
     vps.add_argument(
         "--gt-masks", required=True, type=Path, help="panomasksRGB directory (<video>/<frame>.png)"
@@ -60,7 +80,12 @@ def add_parser(subparsers: Any) -> None:
     vps.add_argument("--workers", type=_workers, default=1, help="processes (default 1)")
     vps.set_defaults(func=run)
 
-    vss = tasks.add_parser("vss", help="video semantic segmentation: mIoU, fwIoU, VC8, VC16")
+    vss = tasks.add_parser(
+        "vss",
+        help="video semantic segmentation: mIoU, fwIoU, VC8, VC16",
+        epilog=_VSS_PAIRING,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     vss.add_argument(
         "--gt-root", required=True, type=Path, help="VSPW root with data/<video>/mask/<frame>.png"
     )

@@ -19,7 +19,9 @@ Bad input raises :class:`~vidpan.errors.InputError` naming the file and the prob
 official scripts crash (``KeyError``, ``assert``) or silently miscount; see ``docs/evaluation.md``
 for the full list of deliberate differences:
 
-- a GT video missing from the prediction JSON, or a frame-count mismatch;
+- frames that cannot pair: a GT video missing from the prediction, a frame-count mismatch, GT
+  frames with no prediction PNG (resolved up front by :mod:`~vidpan.evaluation.pairing`, one line
+  naming the frames and the likely cause);
 - a missing, unreadable, non-RGB (VPS) / non-single-channel (VSS) or wrongly sized PNG;
 - an id in a prediction PNG that its frame's ``segments_info`` does not list, or a listed id
   absent from the PNG (the official VPQ raises on both; its STQ ignores the latter);
@@ -58,6 +60,7 @@ from vidpan.data.formats.vipseg import (
 )
 from vidpan.data.formats.vspw import read_label_png
 from vidpan.errors import InputError
+from vidpan.evaluation.pairing import check_vss_frames, missing_video_message, pair_vps_frames
 from vidpan.evaluation.pairs import VideoPairsBuilder
 from vidpan.evaluation.results import VPQWindowResult, VPSResult, VSSResult
 from vidpan.evaluation.semantic import (
@@ -122,7 +125,7 @@ class _VPSTask:
     gt: VideoAnnotation
     pred: VideoAnnotation
     gt_masks: Path
-    pred_masks: Path
+    pred_pngs: tuple[Path, ...]
     gt_json: Path
     pred_json: Path
     category_index: dict[int, int]
@@ -144,14 +147,7 @@ def _vps_video(task: _VPSTask) -> _VPSVideoStats:
         zip(task.gt.frames, task.gt.segments, task.pred.segments, strict=True)
     ):
         gt_png = task.gt_masks / vid / frame.file_name
-        pred_png = task.pred_masks / vid / frame.file_name
-        if not pred_png.is_file() and i < len(task.pred.frames):
-            # The official scripts only look for the GT file name (and crash otherwise); a
-            # prediction of a video *file* names its frames by index, so also accept the
-            # file name the prediction itself lists at this position.
-            own = task.pred_masks / vid / task.pred.frames[i].file_name
-            if own.is_file():
-                pred_png = own
+        pred_png = task.pred_pngs[i]  # resolved by pair_vps_frames
         size = (frame.height, frame.width) if frame.height > 0 and frame.width > 0 else None
         gt = read_id_png(gt_png, expected_size=size)
         pred = read_id_png(pred_png, expected_size=(gt.shape[0], gt.shape[1]))
@@ -211,15 +207,15 @@ def evaluate_vps(
     tasks = []
     for v in gt.videos:
         if v.video_id not in pred_videos:
-            raise InputError(f"video {v.video_id!r} of the GT is missing from the prediction", path=pred_json)
-        pv = pred_videos[v.video_id]
-        if len(pv.segments) != len(v.segments):
+            unmatched = set(pred_videos) - {g.video_id for g in gt.videos}
             raise InputError(
-                f"video {v.video_id!r}: {len(pv.segments)} predicted frames but the GT has {len(v.segments)}",
-                path=pred_json,
+                missing_video_message(v.video_id, unmatched, what=pred_json.name), path=pred_json
             )
+        pv = pred_videos[v.video_id]
+        # Resolved up front, before any pixel is read: one line naming every frame that cannot pair.
+        pngs = tuple(pair_vps_frames(v, pv, pred_masks=pred_masks, pred_json=pred_json))
         tasks.append(
-            _VPSTask(v, pv, gt_masks, pred_masks, gt_json, pred_json, category_index, isthing, VPQ_WINDOWS)
+            _VPSTask(v, pv, gt_masks, pngs, gt_json, pred_json, category_index, isthing, VPQ_WINDOWS)
         )
 
     totals = {k: PQCounts.zeros(len(categories)) for k in VPQ_WINDOWS}
@@ -332,6 +328,7 @@ def evaluate_vss(
         frames = tuple(sorted(p.name for p in mask_dir.iterdir() if p.suffix.lower() == ".png"))
         if not frames:
             raise InputError(f"video {vid!r} has no GT mask PNGs", path=mask_dir)
+        check_vss_frames(vid, frames, pred_masks=pred_masks)
         tasks.append(_VSSTask(vid, mask_dir, pred_masks / vid, frames))
 
     confusion = np.zeros((VSPW_NUM_CLASSES, VSPW_NUM_CLASSES), np.int64)
