@@ -48,8 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights-vss", help="--task vps,vss: the VSS model (shares the frozen ViT of --weights)")
     p.add_argument("--vss-from", choices=["soft", "panoptic"], default="soft",
                    help="vss: soft semantic inference (default) or the panoptic segments merged by class")  # fmt: skip
-    p.add_argument("--out", required=True, type=Path,
-                   help="output folder (created; other files in it are kept; must not hold an input)")  # fmt: skip
+    p.add_argument("--out", type=Path,
+                   help="output folder (created; other files in it are kept; must not hold an input; "
+                        "default: <first input's name>_vidpan/ here; --video-list needs it)")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace vidpan's own earlier outputs in --out")
     p.add_argument("--allow-partial", action="store_true",
                    help="exit 0 (not 3) when an input is truncated and only its decoded frames are segmented")  # fmt: skip
@@ -100,6 +101,15 @@ def _threads(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a positive integer or auto, got {text!r}") from None
 
 
+def default_out(first_input: str) -> Path:
+    """``--out`` when none is given: ``<name>_vidpan`` in the current directory (``stdin_vidpan``
+    for ``-``; a URL's last path segment), beside the input and never inside it."""
+    if first_input == "-":
+        return Path("stdin_vidpan")
+    name = Path(first_input.rstrip("/").split("?")[0]).stem or "video"
+    return Path(f"{name}_vidpan")
+
+
 def segment_options(args: argparse.Namespace, **changes: Any) -> SegmentOptions:
     """The parsed ``vidpan segment`` arguments as :class:`SegmentOptions` (``changes`` replace fields)."""
     from vidpan.inference.segment_job import SegmentOptions
@@ -131,6 +141,11 @@ def run(args: argparse.Namespace) -> int:
         from vidpan.hub.pretrained import default_weights
 
         args.weights = default_weights()
+    if args.out is None:
+        if args.video_list is not None or args.engine == "ray" or not args.inputs:
+            raise InputError("--video-list: give --out DIR (one folder per video goes there)")
+        args.out = default_out(args.inputs[0])
+        print(f"writing to {args.out}/ (choose with --out)", file=sys.stderr)
     if args.video_list is not None or args.engine == "ray":
         from vidpan.batch.command import run_batch_command
 
