@@ -16,7 +16,10 @@ Every case (``benchmarks/fuzz_corpus.py``: containers and streams, frame folders
 
 Prints one table row per category (tried / rejected / worked / partial / crashes / leftovers /
 unexpected) and every problem below it; exits 1 if there is any crash, leftover or unexpected
-result. Signals (SIGTERM / SIGKILL mid-run) need real processes: ``tests/utils/test_signals.py``.
+result. The ``serve uploads`` cases (``benchmarks/fuzz_serve.py``) call the server's upload
+function instead of the CLI: an ``InputError`` with a one-line message (what the page shows) is
+a rejection, any other exception a crash, and a rejected upload must leave its work directory
+as it was. Signals (SIGTERM / SIGKILL mid-run) need real processes: ``tests/utils/test_signals.py``.
 """
 
 from __future__ import annotations
@@ -86,8 +89,57 @@ def _leftovers(case: Case, tmp: Path, before: dict[str, float] | None, outcome: 
     return found
 
 
+def _work_leftovers(work: Path, before: dict[str, float] | None, outcome: str) -> list[str]:
+    found = [str(p) for p in work.rglob("*partial*")]
+    if outcome == "rejected":
+        after = _snapshot(work)
+        for snap in (before, after):  # the server's runs/ folder itself may stay (empty)
+            if snap is not None and (work / "runs").is_dir() and not any((work / "runs").iterdir()):
+                snap.pop("runs", None)
+        if after != before:
+            changed = sorted(set(after or {}) ^ set(before or {})) or ["(files replaced)"]
+            found.append(f"{work}: changed by a rejected upload: {changed[:4]}")
+    return found
+
+
+def run_call(case: Case, tmp: Path) -> Result:
+    """A library-call case (``serve uploads``): InputError with one line = rejected."""
+    from vidpan.errors import InputError
+
+    assert case.call is not None and case.work is not None
+    before = _snapshot(case.work)
+    old_tmp = tempfile.tempdir
+    tempfile.tempdir = str(tmp)
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(CASE_TIMEOUT_S)
+    start = time.perf_counter()
+    try:
+        case.call()
+        outcome, message = "worked", ""
+    except InputError as exc:
+        text = str(exc)
+        one_line = bool(text) and "\n" not in text and "Traceback" not in text
+        outcome, message = ("rejected", text) if one_line else ("crash", f"not one line: {text[:300]!r}")
+    except BaseException as exc:
+        outcome = "crash"
+        message = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        tempfile.tempdir = old_tmp
+    seconds = time.perf_counter() - start
+    leftovers = [str(p) for p in tmp.rglob("vidpan-spill-*")] + _work_leftovers(case.work, before, outcome)
+    unexpected = (
+        (case.expect == "reject" and outcome != "rejected") or (case.expect == "work" and outcome != "worked")
+    ) and outcome != "crash"
+    return Result(case, outcome, message, leftovers, unexpected, seconds)
+
+
 def run_case(case: Case, tmp: Path) -> Result:
     from vidpan.cli.main import main
+
+    if case.call is not None:
+        return run_call(case, tmp)
 
     out_abs = (
         None

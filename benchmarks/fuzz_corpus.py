@@ -6,7 +6,7 @@ Each :class:`Case` is one ``vidpan`` command line on one generated input, with w
 output), ``work`` (exit 0 and a valid output, checked by ``check``), ``partial`` (exit 3: a
 truncated download processed up to the damage) or ``any`` (reject or work: a bit flip in tensor
 data is a valid, different checkpoint). Categories: containers and streams, frame folders,
-weights, ``--set`` overrides, training data, output locations.
+weights, ``--set`` overrides, training data, output locations, serve uploads (``fuzz_serve.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import fuzz_media
+import fuzz_serve
 import torch
 from fuzz_inputs import folder, frame, frames_are, save, video
 from PIL import Image
@@ -42,6 +43,9 @@ class Case:
     check: Callable[[Path], str | None] | None = None  # on success: None or what is wrong
     cwd: Path | None = None
     before: list[str] = field(default_factory=list)  # names in ``out`` before the run (user files)
+    # A library call instead of a command line (``serve uploads``): an InputError is a rejection.
+    call: Callable[[], object] | None = None
+    work: Path | None = None  # the call's work directory, checked for leftovers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,6 +72,9 @@ class Corpus:
         argv = ["segment", *inputs, "--weights", str(weights), "--out", str(out), *FAST, *extra]
         self.cases.append(Case(category, name, argv, expect, out, check, cwd, before))
 
+    def call(self, category: str, name: str, call: Callable[[], object], expect: str, *, work: Path) -> None:
+        self.cases.append(Case(category, name, [], expect, call=call, work=work))
+
     def build(self) -> list[Case]:
         (self.root / "in").mkdir(parents=True, exist_ok=True)
         (self.root / "outs").mkdir(exist_ok=True)
@@ -77,6 +84,8 @@ class Corpus:
         self._overrides(self.root / "in" / "overrides")
         self._training(self.root / "in" / "training")
         self._outputs(self.root / "in" / "outputs")
+        fuzz_serve.frame_limit_case(self, self.root / "in" / "frame_limit")
+        fuzz_serve.serve_uploads(self, self.root / "in" / "serve")
         return self.cases
 
     # -- containers and streams -----------------------------------------------------------

@@ -37,6 +37,11 @@ T = TypeVar("T")
 # 33.2 MP) with a margin. Larger frames are refused up front (decompression bombs: a 12000 x 12000
 # PNG is under 1 MB on disk but 432 MB as RGB per frame, plus full-resolution masks per query).
 DEFAULT_MAX_INPUT_PIXELS = 40_000_000
+# Most frames a whole-video mode (``offline``, ``online`` with whole-video post-processing)
+# accepts (``inference.max_frames``): those modes keep per-frame tensors until the end of the
+# video (query embeddings in memory, mask features / logits spilled to disk), so their cost grows
+# with the length. 18,000 frames = 10 minutes at 30 fps. Streaming modes need no limit.
+DEFAULT_MAX_FRAMES = 18_000
 
 
 class ConfigValueError(InputError):
@@ -255,6 +260,10 @@ class InferenceConfig:
     # Largest input frame (height x width pixels) read; larger ones are refused before decoding
     # (0 = no limit). Outputs are written at the input resolution, so this bounds them too.
     max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
+    # Most frames per video in the whole-video modes (offline; online with whole-video
+    # post-processing), refused from the header up front or stopped when decoding passes it
+    # (0 = no limit). Streaming online / minvis and long mode are bounded by the window / chunk.
+    max_frames: int = DEFAULT_MAX_FRAMES
 
     def __post_init__(self) -> None:
         check_range(self, "window_size", ge=1)
@@ -267,6 +276,7 @@ class InferenceConfig:
         check_range(self, "chunk_length", ge=1)
         check_range(self, "chunk_overlap", ge=0, lt=self.chunk_length, note=" (below chunk_length)")
         check_range(self, "max_input_pixels", ge=0, note=" (0 = no limit)")
+        check_range(self, "max_frames", ge=0, note=" (0 = no limit)")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,13 @@ def test_fuzz_corpus(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped
         print("\n" + table)
     assert len(results) >= 200
     categories = {r.case.category for r in results}
-    assert {"containers", "frame folders", "weights", "--set overrides", "training data"} <= categories
+    assert {
+        "containers",
+        "frame folders",
+        "weights",
+        "--set overrides",
+        "training data",
+        "serve uploads",
+    } <= categories
     assert not found, "\n".join(found)
     assert not (tmp_path / "in" / "weights" / "PWNED").exists()  # the pickles never ran

@@ -21,7 +21,7 @@ from vidpan.errors import InputError
 from vidpan.inference.output import FrameWriter, OutputDirectory
 from vidpan.inference.predictor import Mode, Precision, Task, VideoPredictor
 from vidpan.inference.sources import Span, open_source
-from vidpan.inference.video_io import ArrayVideoSource, VideoSource
+from vidpan.inference.video_io import ArrayVideoSource, VideoSource, check_frame_limit, frame_limit_applies
 from vidpan.inference.writers import (
     FrameJSONWriter,
     OverlayVideoWriter,
@@ -196,6 +196,12 @@ def segment_to_dir(
                 f"frame size {source.width}x{source.height} is above the limit of {limit:,} pixels "
                 "(inference.max_input_pixels)",
                 path=source.path,
+            )
+    frame_limit = loaded.config.inference.max_frames
+    if frame_limit_applies(loaded.mode, streaming=options.stream):
+        for source in sources:  # refused from the header, before anything is written
+            check_frame_limit(
+                source.num_frames, frame_limit, mode=loaded.mode, path=source.path, declared=True
             )
     # Files and folders (not frames in memory, not streams read once: stdin, URLs, devices).
     inputs = [

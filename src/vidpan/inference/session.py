@@ -35,6 +35,7 @@ from vidpan.errors import InputError
 from vidpan.inference.context import Mode, PostProcess, RunContext, Task
 from vidpan.inference.decide import FrameResult
 from vidpan.inference.modes.base import ModeRunner, build_mode
+from vidpan.inference.video_io import check_frame_limit, frame_limit_applies
 from vidpan.inference.window import segment_window
 
 
@@ -76,6 +77,9 @@ class Session:
         self._window = ctx.config.inference.window_size
         if self._window < 1:
             raise InputError(f"inference.window_size: expected >= 1, got {self._window}")
+        # inference.max_frames: only the modes that keep every frame's tensors to the end.
+        limited = frame_limit_applies(mode, streaming=postprocess == "stream")
+        self._frame_limit = ctx.config.inference.max_frames if limited else 0
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -107,6 +111,8 @@ class Session:
                 f"frame {st.frames_in}: expected uint8 [{st.height}, {st.width}, 3] RGB, "
                 f"got {frame.dtype} {list(frame.shape)}"
             )
+        if self._frame_limit and st.frames_in >= self._frame_limit:
+            check_frame_limit(st.frames_in + 1, self._frame_limit, mode=st.mode)
         st.pending.append(frame)
         st.frames_in += 1
         if len(st.pending) < self._window:

@@ -28,6 +28,10 @@ Decisions (see ``docs/video_io.md``):
 - **Size limit.** Frames larger than ``max_pixels`` (``inference.max_input_pixels``, default
   :data:`~vidpan.config.DEFAULT_MAX_INPUT_PIXELS` = 40 MP) are refused from the image or stream
   header, before any pixel is decoded (decompression bombs: a 12000 x 12000 PNG is tiny on disk).
+- **Length limit.** The whole-video modes (``offline``; ``online`` / ``minvis`` with whole-video
+  post-processing) keep per-frame tensors until the end, so a video longer than
+  ``inference.max_frames`` (default :data:`~vidpan.config.DEFAULT_MAX_FRAMES`) is refused from
+  its header, and stopped once decoding passes the limit (:func:`check_frame_limit`).
 - **Pixel formats.** Grayscale, palette, CMYK, alpha (dropped) and 16-bit images are converted
   to RGB uint8 (16-bit samples keep their 8 most significant bits); 10-bit, 4:4:4 and alpha video
   streams go through FFmpeg's RGB conversion.
@@ -282,6 +286,30 @@ class FrameFolderSource(VideoSource):
                     path=p,
                 )
             yield rgb
+
+
+def frame_limit_applies(mode: str, *, streaming: bool) -> bool:
+    """Whether ``inference.max_frames`` bounds ``mode``: the modes that decide at the end of the
+    video (offline; online / minvis with whole-video post-processing). Long mode and streaming
+    online / minvis hold one chunk / window."""
+    return mode == "offline" or (mode in ("online", "minvis") and not streaming)
+
+
+def check_frame_limit(
+    frames: int, limit: int, *, mode: str, path: str | Path | None = None, declared: bool = False
+) -> None:
+    """Raise an :class:`InputError` when ``frames`` (the header's count if ``declared``, else the
+    frames decoded so far) is above ``limit`` (``inference.max_frames``; 0 = no limit)."""
+    if not limit or frames <= limit:
+        return
+    what = f"the header declares {frames} frames" if declared else f"more than {limit} frames decoded"
+    other = "--mode long" if mode == "offline" else "--stream"
+    raise InputError(
+        f"{what}, above the limit of {limit} frames for --mode {mode}, which keeps every frame's "
+        f"tensors until the end (inference.max_frames; raise it with --set inference.max_frames=N, "
+        f"0 = no limit, or use {other})",
+        path=path,
+    )
 
 
 def open_video(

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import gradio as gr
 
     from vidpan.inference.predictor import VideoPredictor
+    from vidpan.inference.video_io import VideoSource
 
 MODES = ("offline", "online", "long", "minvis")
 TASKS = ("vps", "vss", "vis")
@@ -85,6 +86,21 @@ class Server:
             raise InputError("scores against a ground truth are for the vps task (VIPSeg format)")
         source = check_video(video, self.limits)
         run_dir = self.new_run_dir()
+        try:
+            return self._run_in(run_dir, source, ground_truth, mode, task, progress)
+        except BaseException:  # a refused upload (or a failed run) leaves no run directory behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+
+    def _run_in(
+        self,
+        run_dir: Path,
+        source: VideoSource,
+        ground_truth: str | None,
+        mode: str,
+        task: str,
+        progress: Any,
+    ) -> PageResult:
         gt = None
         if ground_truth:
             gt = read_ground_truth(ground_truth, video_name=source.name, num_frames=source.num_frames,
