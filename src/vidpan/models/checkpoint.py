@@ -23,13 +23,10 @@ Native format: one ``.safetensors`` file whose metadata holds the resolved :clas
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
-import os
 import pickle
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +49,7 @@ from vidpan.models.backbone.dinov2_weights import (
     resize_patch_kernel,
     vit_config_from_hf,
 )
+from vidpan.utils.atomic import atomic_path
 
 __all__ = [
     "DVIS_PLUS_RULES",
@@ -382,16 +380,9 @@ def save_native(path: str | Path, state: Mapping[str, torch.Tensor], config: Con
         "format_version": NATIVE_FORMAT_VERSION,
         "vidpan_config": json.dumps(to_dict(config)),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    # A pid-named temporary, so a later write removes it if this process is SIGKILLed mid-write.
+    with atomic_path(path, fsync=True) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def load_native(path: str | Path) -> tuple[Config, StateDict]:

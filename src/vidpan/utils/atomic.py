@@ -1,6 +1,7 @@
 """Write outputs so that nothing half-written is ever left behind.
 
-Files are written to a temporary sibling ``.<name>.<pid>.*.tmp`` and renamed into place (rename
+Files are written to a temporary sibling ``.<name>.<pid>.*.tmp`` (:func:`atomic_write`, or
+:func:`atomic_path` for writers that need a file name) and renamed into place (rename
 is atomic on one file system); temporaries left by a writer that was SIGKILLed (its pid is gone)
 are removed by the next write of the same file. Directories of outputs are assembled in a temporary sibling directory and renamed at the
 end; on any exception the temporary directory is removed and the destination is untouched.
@@ -38,16 +39,30 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, fsync
     With ``fsync`` the data and the directory entry are flushed to disk before and after the
     rename (checkpoints: a crash never leaves a torn file under the final name).
     """
+    with atomic_path(path, fsync=fsync) as tmp, open(tmp, "wb") as f:
+        write(f)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling path of ``path`` (named ``.<name>.<pid>.*.tmp``) for a writer that
+    needs a file name (``safetensors.save_file``); it is renamed over ``path`` when the block
+    succeeds and removed when it fails. Stale temporaries of dead writers are removed first.
+    With ``fsync`` the written file and the directory entry are flushed to disk."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+        yield tmp
+        if fsync:
+            file_fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(file_fd)
+            finally:
+                os.close(file_fd)
         _public(tmp)
         os.replace(tmp, path)
     except BaseException:
