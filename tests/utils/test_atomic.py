@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vidpan.utils.atomic import atomic_directory, atomic_write, atomic_write_text
+from vidpan.utils.atomic import atomic_directory, atomic_path, atomic_write, atomic_write_text
 
 
 def test_atomic_write_replaces_only_on_success(tmp_path: Path) -> None:
@@ -58,3 +58,16 @@ def test_temporaries_of_a_killed_writer_are_removed_by_the_next_write(tmp_path: 
     alive.write_bytes(b"in progress")
     atomic_write_text(tmp_path / "model.safetensors", "complete")
     assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name, "model.safetensors"]
+
+
+def test_atomic_path_renames_on_success_and_cleans_up_on_failure(tmp_path: Path) -> None:
+    out = tmp_path / "model.safetensors"
+    with atomic_path(out, fsync=True) as tmp:
+        assert tmp.name.startswith(f".model.safetensors.{os.getpid()}.") and tmp.suffix == ".tmp"
+        tmp.write_bytes(b"complete")
+    assert out.read_bytes() == b"complete"
+    with pytest.raises(RuntimeError), atomic_path(out) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("writer failed")
+    assert out.read_bytes() == b"complete"  # the old file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
