@@ -61,6 +61,17 @@ def stable_segment_id(query: int, label: int, isthing: bool, num_queries: int) -
     return 1 + query if isthing else 1 + num_queries + label
 
 
+def count_true(fg: torch.Tensor) -> torch.Tensor:
+    """[t, k, H, W] bool -> [k] int64 counts of True, as ``fg.sum(dim=(0, 2, 3))``.
+
+    Per-frame sums in float32 are exact while a frame has at most 2**24 pixels, and 2-4x faster
+    than PyTorch's bool -> int64 reduction over a channels-last tensor.
+    """
+    if fg.shape[-2] * fg.shape[-1] > 2**24:
+        return fg.sum(dim=(0, 2, 3))
+    return fg.float().sum(dim=(2, 3)).long().sum(dim=0)
+
+
 @dataclass
 class ChunkWinners:
     """Compact per-voxel result of the counting pass for one chunk of frames."""
@@ -149,7 +160,7 @@ class PanopticStream:
             index = kept[start : start + self.PLANES_PER_PASS]
             masks = resize_masks(chunk[:, index], self.geometry, sigmoid=self.sigmoid)  # [t, k, H, W]
             fg = masks >= 0.5
-            original.append(fg.sum(dim=(0, 2, 3)))
+            original.append(count_true(fg))
             prob = masks * scores[start : start + len(index)].view(1, -1, 1, 1)
             value, local = prob.max(dim=1)  # [t, H, W], first maximum within the pass
             local_fg = fg.gather(1, local[:, None]).squeeze(1)

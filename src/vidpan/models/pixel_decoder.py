@@ -33,6 +33,7 @@ from torch import nn
 from vidpan.layers.position_encoding import sine_position_encoding
 from vidpan.ops.linear import Linear, linear, pointwise_conv
 from vidpan.ops.ms_deform_attn import MSDeformAttn
+from vidpan.ops.resize import resize_bilinear
 from vidpan.structures import FeaturePyramid
 
 NUM_ENCODER_LEVELS = 3  # res3, res4, res5 (the reference's DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES)
@@ -282,7 +283,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             projected = [proj(x.float()) for proj, x in zip(self.input_proj, coarse_to_fine, strict=True)]
             encoded = self.transformer(projected)  # [1/32, 1/16, 1/8]
             lateral = self.adapter_1(features.res2.float())
-            up = F.interpolate(encoded[-1], size=lateral.shape[-2:], mode="bilinear", align_corners=False)
+            up = resize_bilinear(encoded[-1], lateral.shape[-2:])  # = F.interpolate, no layout copy
             stride4 = self.layer_1(lateral.add_(up))  # lateral: the norm's fresh output
             mask_features = pointwise_conv(stride4, self.mask_features.weight, self.mask_features.bias)
             return PixelDecoderOutput(

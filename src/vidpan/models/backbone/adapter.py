@@ -65,6 +65,7 @@ from vidpan.config import ModelConfig
 from vidpan.models.backbone.vit import VisionTransformer, build_vit
 from vidpan.ops.linear import Linear, linear, pointwise_conv, transposed_conv2x2
 from vidpan.ops.ms_deform_attn import MSDeformAttn
+from vidpan.ops.resize import resize_bilinear
 from vidpan.structures import FeaturePyramid
 
 Grid = tuple[int, int]
@@ -471,7 +472,14 @@ class ViTAdapter(nn.Module):
                 zip([(4 * grid[0], 4 * grid[1]), *level_sizes(grid)], outs, strict=True)
             ):
                 if tuple(out.shape[-2:]) != size:
-                    out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+                    # Level 0 is added in place (its layout is m1's), so its resize can skip the
+                    # layout copy. The others keep F.interpolate's contiguous result: it sets the
+                    # layout of res3..res5, which changes the summation order of the pixel
+                    # decoder's input convolutions.
+                    if i == 0:
+                        out = resize_bilinear(out, size)
+                    else:
+                        out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
                 maps[i] = maps[i].add_(out) if i == 0 else maps[i] + out  # maps[1:] are views of c
         pyramid = FeaturePyramid(
             res2=batch_norm(self.norm1, maps[0]),
