@@ -61,15 +61,20 @@ def stable_segment_id(query: int, label: int, isthing: bool, num_queries: int) -
     return 1 + query if isthing else 1 + num_queries + label
 
 
-def count_true(fg: torch.Tensor) -> torch.Tensor:
-    """[t, k, H, W] bool -> [k] int64 counts of True, as ``fg.sum(dim=(0, 2, 3))``.
+def count_ones(fg: torch.Tensor) -> torch.Tensor:
+    """[t, k, H, W] float 0/1 -> [k] int64 counts of ones, as ``(fg > 0).sum(dim=(0, 2, 3))``.
 
-    Per-frame sums in float32 are exact while a frame has at most 2**24 pixels, and 2-4x faster
-    than PyTorch's bool -> int64 reduction over a channels-last tensor.
+    Per-frame float32 sums are exact while a frame has at most 2**24 pixels, and 2-4x faster than
+    PyTorch's bool -> int64 reduction over a channels-last tensor.
     """
     if fg.shape[-2] * fg.shape[-1] > 2**24:
-        return fg.sum(dim=(0, 2, 3))
-    return fg.float().sum(dim=(2, 3)).long().sum(dim=0)
+        return fg.gt(0.5).sum(dim=(0, 2, 3))
+    return fg.sum(dim=(2, 3)).long().sum(dim=0)
+
+
+def _like(x: torch.Tensor, buffer: torch.Tensor | None) -> torch.Tensor:
+    """``buffer`` if given, else an empty tensor with the shape, dtype and memory format of ``x``."""
+    return buffer if buffer is not None else torch.empty_like(x)
 
 
 @dataclass
@@ -155,15 +160,21 @@ class PanopticStream:
         kept = self.kept.to(chunk.device)
         scores = self.scores.to(chunk.device)
         best = winner = foreground = None
+        fg_buffer: torch.Tensor | None = None
         original = []
         for start in range(0, len(kept), self.PLANES_PER_PASS):
             index = kept[start : start + self.PLANES_PER_PASS]
+            # chunk[:, index] is a gather (a new tensor), so masks never share the caller's memory.
             masks = resize_masks(chunk[:, index], self.geometry, sigmoid=self.sigmoid)  # [t, k, H, W]
-            fg = masks >= 0.5
-            original.append(count_true(fg))
-            prob = masks * scores[start : start + len(index)].view(1, -1, 1, 1)
+            # Full-resolution temporaries are reused in place (same values; fewer page faults).
+            fg_buffer = fg_buffer if fg_buffer is not None and fg_buffer.shape == masks.shape else None
+            fg = torch.ge(masks, 0.5, out=_like(masks, fg_buffer))  # 1.0 / 0.0 in float32
+            fg_buffer = fg
+            original.append(count_ones(fg))
+            prob = masks.mul_(scores[start : start + len(index)].view(1, -1, 1, 1))
             value, local = prob.max(dim=1)  # [t, H, W], first maximum within the pass
-            local_fg = fg.gather(1, local[:, None]).squeeze(1)
+            del masks, prob
+            local_fg = fg.gather(1, local[:, None]).squeeze(1) > 0.5
             if best is None:
                 best, winner, foreground = value, local, local_fg
             else:

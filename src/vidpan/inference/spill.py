@@ -98,6 +98,22 @@ class TensorSpill:
         for i in range(len(self._entries)):
             yield self[i]
 
+    def drain(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Yield every entry in order, dropping each (its memory or file) once the next is asked
+        for: a single last pass that lowers the peak while the consumer works."""
+        for i in range(len(self._entries)):
+            entry = self[i]
+            stored = self._entries[i]
+            self._entries[i] = ()
+            if isinstance(stored, Path):
+                stored.unlink(missing_ok=True)
+            else:
+                self._ram -= sum(t.numel() * t.element_size() for t in stored)
+            del stored
+            yield entry
+            del entry
+        self._entries.clear()
+
     def close(self) -> None:
         """Drop every entry and delete the temporary directory."""
         self._entries.clear()

@@ -37,4 +37,4 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     out = torch.empty(
         (x.shape[0], x.shape[1], *size), dtype=x.dtype, device=x.device, memory_format=torch.channels_last
     )
-    return torch._C._nn.upsample_bilinear2d(x, list(size), False, None, None, out=out)
+    return torch.ops.aten.upsample_bilinear2d.out(x, list(size), False, None, None, out=out)

@@ -78,7 +78,7 @@ class OfflineMode(ModeRunner):
 
             def mask_chunks() -> Iterator[torch.Tensor]:
                 start = 0
-                for (mf,) in self._features:
+                for (mf,) in self._features.drain():  # each window's features freed once used
                     stop = start + mf.shape[0]
                     with ctx.timer("refiner"), torch.inference_mode():
                         masks = refiner.predict_masks(normed[:, start:stop], mf[None].to(ctx.device))
