@@ -18,6 +18,7 @@ from vidpan.data.categories import CategoryMapping
 from vidpan.hub.resolve import target_config
 from vidpan.hub.spec import parse_spec
 from vidpan.hub.zoo import load_zoo
+from vidpan.models.checkpoint import load_native
 
 LABELS = Path(__file__).resolve().parents[2] / "src/vidpan/hub/labels/vipseg_categories.json"
 
@@ -66,3 +67,10 @@ def test_segment_with_the_zoo_name_writes_vipseg_names_and_ids(
     records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     seen = [s for r in records for s in r["segments"]]
     assert seen and all((s["category_name"], s["isthing"]) == names[s["category_id"]] for s in seen)
+    # `vidpan convert` of the zoo name embeds the same label space (from the cached download).
+    converted = tmp_path / "vipseg.safetensors"
+    args = ["convert", entry.name, "--preset", str(fixture_files["preset"]), "--out", str(converted)]
+    result = run_vidpan(args, hub_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    model = load_native(converted)[0].model
+    assert model.class_names == mapping.names and model.dataset_category_ids == mapping.dataset_ids

@@ -133,6 +133,7 @@ class FetchedSource:
     format: str | None  # native | dvis-plus | hf-dinov2 | None (unknown: an hf:// spec)
     preset: str | None
     overrides: tuple[str, ...]
+    entry: ZooEntry | None = None  # the zoo entry (its label space, for `vidpan convert`)
 
 
 def fetch_source(spec: str | Path, *, fmt: str | None = None) -> FetchedSource:
@@ -166,6 +167,7 @@ def fetch_source(spec: str | Path, *, fmt: str | None = None) -> FetchedSource:
         format=fmt,
         preset=entry.preset if entry is not None else None,
         overrides=entry.overrides if entry is not None else (),
+        entry=entry,
     )
 
 
