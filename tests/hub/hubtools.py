@@ -3,8 +3,9 @@
 ``fake_hub`` starts an ``http.server`` on 127.0.0.1 answering the requests ``huggingface_hub``
 makes for a download — ``HEAD``/``GET /{repo}/resolve/{revision}/{path}`` with ``X-Repo-Commit``,
 ``X-Linked-Etag``, ``X-Linked-Size``, ``ETag``, ``Content-Length`` and ``Range`` support — and the
-tree listing ``GET /api/models/{repo}/tree/{revision}[/{dir}]``. ``hub_env`` is the environment a
-subprocess needs to use it (``HF_ENDPOINT``, a private ``HF_HOME``).
+tree listing ``GET /api/models/{repo}/tree/{revision}[/{dir}]`` — and, for ``vidpan push``, the
+upload side (create repo, preupload, LFS batch/upload/verify, commit; see hubupload.py).
+``hub_env`` is the environment a subprocess needs to use it (``HF_ENDPOINT``, a private ``HF_HOME``).
 
 Per-file fault modes: ``corrupt`` (the bytes do not match the advertised hash), ``short`` (fewer
 bytes than the advertised size), ``cut_once`` (the first GET stops half-way and drops the
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from hubupload import serve_repo_info, serve_upload
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +60,13 @@ class FakeHub:
     commit: str = COMMIT  # what X-Repo-Commit says (change it to simulate a new hub commit)
     files: dict[tuple[str, str], HubFile] = field(default_factory=dict)  # (repo, path) -> file
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range)
+    tokens: dict[str, set[str]] = field(default_factory=dict)  # token -> namespaces it may write
+    created: set[str] = field(default_factory=set)  # repos made by create_repo
+    lfs_store: dict[str, bytes] = field(default_factory=dict)  # uploaded LFS objects by sha256
+    commits: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (repo, summary, paths)
+
+    def repos(self) -> set[str]:
+        return self.created | {r for r, _ in self.files}
 
     def add(self, repo: str, path: str, data: bytes, **kw: object) -> HubFile:
         f = HubFile(data=data, **kw)  # type: ignore[arg-type]
@@ -97,8 +107,25 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             self._serve(head=False)
 
+        def do_POST(self) -> None:
+            self._upload()
+
+        def do_PUT(self) -> None:
+            self._upload()
+
+        def _upload(self) -> None:
+            hub.requests.append((self.command, unquote(self.path), ""))
+            parts = unquote(urlsplit(self.path).path).strip("/").split("/")
+            if not serve_upload(self, hub, parts):
+                self._not_found()
+
         def _serve(self, *, head: bool) -> None:
             hub.requests.append((self.command, unquote(self.path), self.headers.get("Range", "")))
+            parts = unquote(urlsplit(self.path).path).strip("/").split("/")
+            if parts[:2] == ["api", "models"] and (
+                len(parts) == 4 or (len(parts) > 4 and parts[4] == "revision")
+            ):
+                return serve_repo_info(self, hub, f"{parts[2]}/{parts[3]}")
             route = self._route()
             if route is None:
                 return self._not_found()

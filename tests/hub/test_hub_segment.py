@@ -13,42 +13,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from hubtools import FakeHub, run_py, run_vidpan
-from PIL import Image
-from safetensors.torch import load_file
 
-from vidpan.config import Config, save_yaml
 from vidpan.data.formats.rgb_id import read_id_png
-from vidpan.models.reference_config import inference_config_from_reference, model_config_from_reference
 
 REPO = "someone/dvis-fixture"
-
-
-@pytest.fixture(scope="module")
-def fixture_files(dvis_fixture: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Frames as PNGs, the fixture's architecture as a preset YAML, its weights as a DVIS++ .pth."""
-    root = tmp_path_factory.mktemp("fixture")
-    meta = json.loads((dvis_fixture / "meta.json").read_text())
-    config = Config(
-        name="dvis_plus_fixture",
-        model=model_config_from_reference(
-            meta["config"], num_things=int(meta["metadata"]["n_thing_classes"])
-        ),
-        inference=inference_config_from_reference(meta["config"]),
-    )
-    preset = root / "fixture_preset.yaml"
-    save_yaml(config, preset)
-    video = load_file(str(dvis_fixture / "inputs.safetensors"))["video_tchw_uint8"]
-    frames = root / "clip"
-    frames.mkdir()
-    for t, frame in enumerate(video.permute(0, 2, 3, 1).numpy()):
-        Image.fromarray(frame).save(frames / f"{t:05d}.png")
-    buffer = io.BytesIO()
-    torch.save({"model": load_file(str(dvis_fixture / "weights.safetensors")), "iteration": 0}, buffer)
-    outputs = load_file(str(dvis_fixture / "outputs.safetensors"))
-    return {"preset": preset, "frames": frames, "pth": buffer.getvalue(), "outputs": outputs}
 
 
 def _assert_same_partition(ours: np.ndarray, ref: np.ndarray) -> None:

@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vidpan.config import load_config
-    from vidpan.hub.resolve import fetch_source, is_remote_spec
+    from vidpan.hub.resolve import FetchedSource, fetch_source, is_remote_spec, with_label_space
     from vidpan.models.convert import convert_to_native
 
     if args.out.suffix != ".safetensors":
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     src: str | Path = args.src
     fmt, preset = args.format, args.preset
     overrides: tuple[str, ...] = ()
+    source: FetchedSource | None = None
     if is_remote_spec(args.src):
         source = fetch_source(args.src, fmt=args.format)
         src = source.path
@@ -60,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if preset is None:
         raise InputError("--preset is required (tiny, vits, vitb, vitl, vitg or a YAML)")
     config = load_config(preset, [*overrides, *args.overrides])
+    if source is not None and source.entry is not None and source.entry.categories:
+        config = with_label_space(config, source.entry)  # the zoo entry's class names and dataset ids
     state = convert_to_native(src, fmt, config, args.out)
     params = sum(t.numel() for t in state.values())
     print(f"wrote {args.out}: {len(state)} tensors, {params / 1e6:.1f} M values, preset {config.name}")

@@ -122,5 +122,24 @@ def push(
                 repo_id=repo, folder_path=str(folder), revision=revision, commit_message=commit_message
             )
         except Exception as exc:
-            raise InputError(f"push to {repo} failed ({exc})") from exc
+            raise push_error(exc, repo) from exc
     return str(getattr(info, "commit_url", info))
+
+
+def push_error(exc: Exception, repo: str) -> InputError:
+    """A hub refusal -> one line saying what to do (401: log in; 403: no write access)."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    namespace = repo.split("/")[0] if "/" in repo else "your namespace"
+    if status == 401:
+        return InputError(
+            f"push to {repo} refused by the hub (HTTP 401: not logged in or the token is invalid): set "
+            "HF_TOKEN to a token with write access, or run `hf auth login`"
+        )
+    if status == 403:
+        return InputError(
+            f"push to {repo} refused by the hub (HTTP 403: this token may not write to {namespace!r}): use a "
+            "token with write permission there, or --repo <your-name>/<model>"
+        )
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return InputError(f"push to {repo} failed ({first})" + (f" [HTTP {status}]" if status else ""))

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from vidpan.config import Config
 
 # Bump when a converter's output for the same input changes: old cached conversions are ignored.
-CONVERTER_VERSION = "1"
+# 2: zoo entries with `categories` embed their label space (names, dataset ids, colours).
+CONVERTER_VERSION = "2"
 CONVERTED_DIR = "vidpan-converted"
 
 
@@ -90,7 +91,35 @@ def target_config(
     # Only architecture overrides shape the converted file; inference settings are applied at load
     # time, so a cached conversion never carries one run's --set inference.* into the next.
     model_overrides = [o for o in overrides if o.strip().startswith("model.")]
-    return load_config(name, [*entry_overrides, *model_overrides])
+    target = load_config(name, [*entry_overrides, *model_overrides])
+    return with_label_space(target, entry) if entry is not None and entry.categories else target
+
+
+def with_label_space(config: Config, entry: ZooEntry) -> Config:
+    """``config`` with the zoo entry's label space (class names, dataset ids, colours) in model order.
+
+    The names travel inside the converted safetensors, so ``vidpan segment --weights <zoo name>``
+    writes them (and the dataset's category ids) with no ``--categories`` flag.
+    """
+    import dataclasses
+
+    from vidpan.data.categories import CategoryMapping
+
+    mapping = CategoryMapping.from_file(entry.categories_path)
+    model = config.model
+    if (mapping.num_classes, mapping.num_things) != (model.num_classes, model.num_things):
+        raise InputError(
+            f"zoo entry {entry.name!r}: its label space ({entry.categories}: {mapping.num_classes} classes, "
+            f"{mapping.num_things} things) does not fit the architecture ({model.num_classes} classes, "
+            f"{model.num_things} things)"
+        )
+    model = dataclasses.replace(
+        model,
+        class_names=mapping.names,
+        dataset_category_ids=mapping.dataset_ids,
+        class_colors=mapping.colors,
+    )
+    return dataclasses.replace(config, model=model)
 
 
 @dataclass(frozen=True)
@@ -104,6 +133,7 @@ class FetchedSource:
     format: str | None  # native | dvis-plus | hf-dinov2 | None (unknown: an hf:// spec)
     preset: str | None
     overrides: tuple[str, ...]
+    entry: ZooEntry | None = None  # the zoo entry (its label space, for `vidpan convert`)
 
 
 def fetch_source(spec: str | Path, *, fmt: str | None = None) -> FetchedSource:
@@ -137,6 +167,7 @@ def fetch_source(spec: str | Path, *, fmt: str | None = None) -> FetchedSource:
         format=fmt,
         preset=entry.preset if entry is not None else None,
         overrides=entry.overrides if entry is not None else (),
+        entry=entry,
     )
 
 

@@ -55,6 +55,7 @@ class ZooEntry:
     extra_files: tuple[str, ...] = ()
     sha256: str | None = None
     local: str = ""  # package-relative path of a shipped model
+    categories: str = ""  # package-relative category JSON: the label space the weights predict in
     overrides: tuple[str, ...] = ()
     mode: str = ""
     scores: tuple[Score, ...] = ()
@@ -71,6 +72,10 @@ class ZooEntry:
             )
         if self.sha256 is not None and (len(self.sha256) != 64 or not _is_hex(self.sha256)):
             raise InputError(f"{where}: sha256 must be 64 hex digits", path=ZOO_FILE)
+        if self.categories and not self.categories_path.is_file():
+            raise InputError(
+                f"{where}: categories file {self.categories} is not in the package", path=ZOO_FILE
+            )
 
     @property
     def is_local(self) -> bool:
@@ -79,6 +84,10 @@ class ZooEntry:
     @property
     def local_path(self) -> Path:
         return PACKAGE_ROOT / self.local
+
+    @property
+    def categories_path(self) -> Path:
+        return PACKAGE_ROOT / self.categories
 
     def hf_spec(self) -> str:
         """The ``hf://`` form of the entry (with the pattern when the exact file is not known)."""
