@@ -6,7 +6,6 @@ import contextlib
 from fractions import Fraction
 from typing import Any
 
-import av
 import numpy as np
 
 from vidpan.data.categories import CategoryMapping
@@ -68,12 +67,16 @@ class OverlayVideoWriter(FrameWriter):
             raise ValueError(f"frame {result.index}: size {h}x{w} differs from the video's {self._size}")
         if h % 2 or w % 2:
             rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        import av
+
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
             self._container.mux(packet)
 
     def _open(self, h: int, w: int) -> None:
         fps = Fraction(self.fps or self.default_fps).limit_denominator(1001)  # 29.97 -> 30000/1001
         path = self.out.file(self.path_template.format(video=self.video))
+        import av  # lazy: only when an overlay is written
+
         self._container = av.open(str(path), mode="w")
         self._stream = self._container.add_stream("libx264", rate=fps, options=self.codec_options)
         self._stream.width, self._stream.height = w + w % 2, h + h % 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 # Ids below this are counted with a dense bincount; larger ones (e.g. 24-bit RGB ids) with unique.
 _DENSE_LIMIT = 1 << 20
@@ -54,6 +53,8 @@ def region_stats(label_map: np.ndarray) -> RegionStats:
         ids, areas = uniq[keep], counts[keep]
         lut = np.cumsum(keep).astype(np.int32) * keep  # 0 for the void entry, else 1..S
         compact = lut[inverse].reshape(label_map.shape)
+    from scipy import ndimage  # lazy: not needed to segment, only to describe regions
+
     bboxes = np.zeros((len(ids), 4), np.int64)
     for k, sl in enumerate(ndimage.find_objects(compact, max_label=len(ids))):
         if sl is not None:
@@ -87,6 +88,8 @@ def label_point(compact: np.ndarray, k: int, bbox: np.ndarray, *, max_side: int 
     step = max(1, -(-max(h, w) // max_side))  # ceil division
     small = mask[::step, ::step]
     if small.any():
+        from scipy import ndimage
+
         # Zero padding makes the bbox border count as outside.
         dist = ndimage.distance_transform_edt(np.pad(small, 1))[1:-1, 1:-1]
         sy, sx = np.unravel_index(int(np.argmax(dist)), dist.shape)

@@ -53,8 +53,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import av
-import av.error
 import numpy as np
 
 from vidpan.config import DEFAULT_MAX_INPUT_PIXELS
@@ -88,8 +86,19 @@ VIDEO_EXTENSIONS = frozenset(
     }
 )  # fmt: skip
 
+
 # Errors FFmpeg (through PyAV) raises for unreadable or corrupt input.
-_DECODE_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError, ValueError, EOFError)
+def _av() -> Any:
+    """PyAV, imported on first use (about 18 MB and 0.1 s that array and folder inputs never need)."""
+    import av
+    import av.error
+
+    return av
+
+
+def _decode_errors() -> tuple[type[BaseException], ...]:
+    """What PyAV raises on a bad file (evaluated only when an exception is being matched)."""
+    return (_av().error.FFmpegError, OSError, ValueError, EOFError)
 
 
 def _natural_key(name: str) -> tuple[list[Any], str]:
@@ -157,8 +166,8 @@ class VideoFileSource(VideoSource):
         self.timestamps = []
         self.incomplete = None
         try:
-            container = av.open(str(self.path))
-        except _DECODE_ERRORS as exc:
+            container = _av().open(str(self.path))
+        except _decode_errors() as exc:
             raise InputError(f"cannot open as a video ({_reason(exc)})", path=self.path) from None
         with container:
             if not container.streams.video:
@@ -177,7 +186,7 @@ class VideoFileSource(VideoSource):
             # the rotation (stream headers can lie about both).
             try:
                 first = next(iter(container.decode(stream)), None)
-            except _DECODE_ERRORS as exc:
+            except _decode_errors() as exc:
                 raise InputError(f"cannot decode the first frame ({_reason(exc)})", path=self.path) from None
             if first is None:
                 raise InputError("the video stream has no frames", path=self.path)
@@ -194,7 +203,7 @@ class VideoFileSource(VideoSource):
         times = self.timestamps if self.timestamps is not None else []
         self.timestamps = times
         try:
-            with av.open(str(self.path)) as container:
+            with _av().open(str(self.path)) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"  # frame + slice threads: ~1.5x faster decode
                 for frame in container.decode(stream):
@@ -206,7 +215,7 @@ class VideoFileSource(VideoSource):
                         times.append(_seconds(frame, index, self.fps))
                     yield rgb
                     index += 1
-        except _DECODE_ERRORS as exc:
+        except _decode_errors() as exc:
             raise InputError(
                 f"decoding failed at frame {index}: {_reason(exc)} (corrupt or truncated file?)",
                 path=self.path,
@@ -374,7 +383,7 @@ def _frame_count(container: Any, stream: Any, fps: float) -> tuple[int, bool, fl
     if stream.duration is not None and stream.time_base is not None:
         duration = float(stream.duration * stream.time_base)
     elif container.duration is not None:
-        duration = container.duration / av.time_base
+        duration = container.duration / _av().time_base
     if duration is None or not math.isfinite(duration) or duration <= 0:
         duration = 0.0
     if stream.frames and stream.frames > 0:

@@ -21,7 +21,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 NoiseMode = Literal["none", "wa", "rs", "cc"]
 NOISE_MODES: tuple[str, ...] = ("none", "wa", "rs", "cc")
@@ -54,6 +53,8 @@ def match_embeddings(previous: torch.Tensor, current: torch.Tensor) -> torch.Ten
         cost = 1.0 - torch.bmm(cur, prev.transpose(1, 2))  # [B, Q_cur, Q_prev]
     cost = torch.where(cost.isnan(), torch.zeros_like(cost), cost)
     cost_np = cost.transpose(1, 2).cpu().numpy()  # [B, Q_prev (slot), Q_cur]
+    from scipy.optimize import linear_sum_assignment  # lazy: scipy.optimize costs ~40 MB and 0.4 s
+
     perms = [linear_sum_assignment(c)[1] for c in cost_np]
     return torch.from_numpy(np.stack(perms).astype(np.int64)).to(current.device)
 
