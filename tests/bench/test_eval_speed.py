@@ -29,6 +29,7 @@ def test_make_eval_case_is_valid_and_imperfect(tmp_path: Path) -> None:
         assert m[key] is not None and 0 < m[key] < 1, key
     assert m["VC16"] is None  # 9 frames: no VC16 window
     assert "vidpan serial" in result.table()
+    assert len(result.vidpan_cli.vps) == len(result.vidpan_cli.vss) == 1  # the CLI processes ran (exit 0)
 
 
 def test_make_eval_case_is_deterministic(tmp_path: Path) -> None:
@@ -44,6 +45,6 @@ def test_bench_eval_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main([*args, "--data", str(tmp_path / "case"), "--json", str(out)]) == 0
     assert "median seconds" in capsys.readouterr().out
     report = json.loads(out.read_text())
-    assert set(report["timings"]) == {"vidpan_serial", "vidpan_workers2"}
+    assert set(report["timings"]) == {"vidpan_serial", "vidpan_workers2", "vidpan_cli"}
     assert main([*args, "--official-dir", str(tmp_path)]) == 2
     assert "eval_vpq_vspw.py not found" in capsys.readouterr().err

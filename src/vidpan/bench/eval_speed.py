@@ -8,8 +8,10 @@ unlabeled patches, flicker), a VSPW root with raw labels and VSS predictions.
 
 :func:`benchmark_eval` times :func:`~vidpan.evaluation.evaluator.evaluate_vps` +
 :func:`~vidpan.evaluation.evaluator.evaluate_vss` (median of several runs, serial and with a
-process pool) and, when given a directory holding the official scripts (which vidpan does not
-ship), times them on the same data with the same Python interpreter.
+process pool) in this process, then the ``vidpan eval vps`` / ``vidpan eval vss`` command lines as
+fresh processes (start-up included: the per-call wall clock a user sees, comparable with the
+official scripts' own processes) and, when given a directory holding the official scripts (which
+vidpan does not ship), times them on the same data with the same Python interpreter.
 """
 
 from __future__ import annotations
@@ -101,6 +103,37 @@ def time_vidpan(case: EvalCase, *, workers: int, runs: int) -> tuple[Timing, dic
     return timing, metrics
 
 
+def cli_commands(case: EvalCase, *, python: str) -> dict[str, list[str]]:
+    """``vidpan eval vps`` and ``vidpan eval vss`` on ``case``, serial (one process each)."""
+    vidpan = [python, "-m", "vidpan", "eval"]
+    return {
+        "vps": [*vidpan, "vps", "--gt-json", str(case.gt_json), "--gt-masks", str(case.gt_masks),
+                "--pred-json", str(case.pred_json), "--pred-masks", str(case.pred_masks)],
+        "vss": [*vidpan, "vss", "--gt-root", str(case.vss_root), "--pred-masks", str(case.vss_pred)],
+    }  # fmt: skip
+
+
+def time_cli(case: EvalCase, *, runs: int, python: str) -> Timing:
+    """Wall clock of the two ``vidpan eval`` command lines per run, process start-up included."""
+    timing = Timing()
+    cmds = cli_commands(case, python=python)
+    for _ in range(runs):
+        spent = {name: _timed_run(cmd, what=f"vidpan eval {name}") for name, cmd in cmds.items()}
+        timing.vps.append(spent["vps"][0])
+        timing.vss.append(spent["vss"][0])
+    return timing
+
+
+def _timed_run(cmd: list[str], *, what: str, cwd: Path | None = None) -> tuple[float, str]:
+    """Run ``cmd``; (wall seconds, stdout). A failing command raises with its stderr's tail."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, check=False)
+    spent = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{proc.stderr[-2000:]}")
+    return spent, proc.stdout
+
+
 def official_commands(
     case: EvalCase, official_dir: Path, *, python: str, num_processes: int
 ) -> dict[str, list[str]]:
@@ -143,12 +176,7 @@ def time_official(
     for _ in range(runs):
         spent: dict[str, float] = {}
         for name, cmd in cmds.items():
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=official_dir, check=False)
-            spent[name] = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise RuntimeError(f"official {name} failed:\n{proc.stderr[-2000:]}")
-            outputs[name] = proc.stdout
+            spent[name], outputs[name] = _timed_run(cmd, what=f"official {name}", cwd=official_dir)
         timing.vps.append(spent["vpq"] + spent["stq"])
         timing.vss.append(spent["miou"] + spent["vc"])
     metrics: dict[str, float | None] = {}
@@ -168,6 +196,7 @@ class EvalBenchResult:
     vidpan_serial: Timing
     vidpan_parallel: Timing
     workers: int
+    vidpan_cli: Timing  # the `vidpan eval vps` / `vss` commands as processes, start-up included
     official: Timing | None
     metrics_serial: dict[str, float | None]
     metrics_parallel: dict[str, float | None]
@@ -177,6 +206,7 @@ class EvalBenchResult:
         rows = [
             ("vidpan serial", self.vidpan_serial),
             (f"vidpan workers={self.workers}", self.vidpan_parallel),
+            ("vidpan CLI (process)", self.vidpan_cli),
         ]
         if self.official is not None:
             rows.append(("official scripts", self.official))
@@ -186,7 +216,7 @@ class EvalBenchResult:
             lines.append(f"{name:<22}{a:>10.3f}{b:>10.3f}{c:>10.3f}")
         if self.official is not None:
             ref = self.official.medians()
-            for name, tm in rows[:2]:
+            for name, tm in rows[:3]:
                 mine = tm.medians()
                 lines.append(
                     f"{'speed-up ' + name.split(' ', 1)[1]:<22}"
@@ -233,10 +263,11 @@ def benchmark_eval(
                 m_serial = m
             else:
                 m_parallel = m
+    cli = time_cli(case, runs=runs, python=sys.executable)
     official: Timing | None = None
     m_official: dict[str, float | None] = {}
     if official_dir is not None:
         official, m_official = time_official(
             case, Path(official_dir), runs=runs, python=sys.executable, num_processes=official_processes
         )
-    return EvalBenchResult(description, serial, parallel, workers, official, m_serial, m_parallel, m_official)
+    return EvalBenchResult(description, serial, parallel, workers, cli, official, m_serial, m_parallel, m_official)

@@ -108,6 +108,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         timings = {
             "vidpan_serial": result.vidpan_serial,
             f"vidpan_workers{args.workers}": result.vidpan_parallel,
+            "vidpan_cli": result.vidpan_cli,
         }
         if result.official is not None:
             timings["official"] = result.official

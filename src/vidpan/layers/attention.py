@@ -64,7 +64,7 @@ class CrossAttentionLayer(nn.Module):
         attn_mask: torch.Tensor | None = None,
         key_padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: [B, Q, C]; memory: [B, N, C]; attn_mask: [B*heads, Q, N] bool (True = blocked)."""
+        """x: [B, Q, C]; memory: [B, N, C]; attn_mask: [B*heads, Q, N], bool (True = blocked) or additive float (-inf = blocked)."""
         out = self.multihead_attn(
             _with_pos(x, query_pos),
             _with_pos(memory, pos),
