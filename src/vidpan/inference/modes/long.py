@@ -19,7 +19,7 @@ from vidpan.errors import InputError
 from vidpan.inference.context import RunContext, Task
 from vidpan.inference.decide import FrameResult, decide, emit
 from vidpan.inference.modes.base import ModeRunner
-from vidpan.inference.modes.stitch import Stitcher
+from vidpan.inference.modes.stitch import Stitcher, merge_duplicates
 from vidpan.inference.postprocess import MaskGeometry
 from vidpan.inference.window import Window, track_window
 from vidpan.models.tracker import TrackerState
@@ -114,6 +114,9 @@ class LongMode(ModeRunner):
         else:
             class_logits = (st.refined_sum / st.refined_frames).log()  # softmax(log p) = p
         aux = st.tracker_sum / st.tracker_frames
+        if self.task == "vps" and not (final and st.chunks == 0):
+            masks = merge_duplicates(masks, class_logits, aux, num_things=ctx.config.model.num_things,
+                                     threshold=ctx.config.inference.object_mask_threshold)  # fmt: skip
         results = decide(ctx, self.task, class_logits, aux, [masks], st.geometry, stable=True)
         if self.task == "vps":
             if self.stitcher is None:

@@ -17,11 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
 
+from vidpan.inference.masks import class_probabilities
 from vidpan.structures import PanopticFrame, Segment
 
 MIN_IOU = 0.5
 MIN_SIMILARITY = 0.7  # cosine of mean refined query embeddings, to re-identify a track
+CLEARED = -1e4  # mask logit of a merged-away query: sigmoid 0, never foreground
 
 
 @dataclass
@@ -120,3 +123,62 @@ def _remap(frame: PanopticFrame, mapping: dict[int, int]) -> PanopticFrame:
         if mapping[s.id] != s.id:
             ids[frame.segment_ids == s.id] = mapping[s.id]
     return replace(frame, segment_ids=ids, segments=[replace(s, id=mapping[s.id]) for s in frame.segments])
+
+
+def merge_duplicates(
+    masks: torch.Tensor,
+    class_logits: torch.Tensor,
+    aux: torch.Tensor | None,
+    *,
+    num_things: int,
+    threshold: float,
+) -> torch.Tensor:
+    """One query per object inside a chunk: thing queries of one class whose foreground masks over
+    the chunk overlap (IoU ≥ :data:`MIN_IOU`, the test that makes two segments one object across
+    chunks) are merged into the best-scoring one (its mask logits become the group's maximum, the
+    others' are cleared), so the VPS overlap test cannot drop an object whose pixels two
+    duplicates share.
+
+    Args:
+        masks: [n, Q, h, w] the chunk's mask logits.
+        class_logits, aux: [Q, K+1] the chunk's class logits and the tracker's (max-fused).
+        num_things: classes below this index are things.
+        threshold: ``inference.object_mask_threshold`` (queries at or below it are ignored).
+
+    Returns:
+        [n, Q, h, w] mask logits (``masks`` itself when nothing is merged).
+    """
+    scores, labels = class_probabilities(class_logits, aux).max(-1)  # [Q]
+    cand = torch.nonzero((labels < num_things) & (scores > threshold)).flatten().tolist()
+    if len(cand) < 2:
+        return masks
+    fg = (masks[:, cand] > 0).transpose(0, 1).reshape(len(cand), -1).float()  # [k, n*h*w]
+    inter = fg @ fg.T  # [k, k] voxels in both
+    area = fg.sum(1)
+    iou = inter / (area[:, None] + area[None] - inter).clamp(min=1)
+    group = list(range(len(cand)))  # union-find over the candidates
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for i in range(len(cand)):
+        for j in range(i + 1, len(cand)):
+            if labels[cand[i]] == labels[cand[j]] and iou[i, j] >= MIN_IOU:
+                group[root(j)] = root(i)
+    members: dict[int, list[int]] = {}
+    for i, q in enumerate(cand):
+        members.setdefault(root(i), []).append(q)
+    out = masks
+    for queries in members.values():
+        if len(queries) < 2:
+            continue
+        if out is masks:
+            out = masks.clone()
+        best = max(queries, key=lambda q: float(scores[q]))
+        out[:, best] = masks[:, queries].amax(1)
+        for q in queries:
+            if q != best:
+                out[:, q] = CLEARED
+    return out
