@@ -9,6 +9,9 @@ thing segments keep the id their slot had in the previous chunk (``1 + slot`` th
 an id claimed twice goes to the better match and the other segment gets a fresh id above every
 slot-stable id. Stuff ids are one per class (``1 + Q + class``) and need no stitching.
 
+Inside a chunk, :func:`merge_duplicates` first makes each object one query (two queries of one
+class covering one object would otherwise both fail the VPS overlap test, or split it).
+
 Memory: the previous chunk's decisions on the shared frames ([overlap, H, W] int32).
 """
 
@@ -133,11 +136,13 @@ def merge_duplicates(
     num_things: int,
     threshold: float,
 ) -> torch.Tensor:
-    """One query per object inside a chunk: thing queries of one class whose foreground masks over
-    the chunk overlap (IoU ≥ :data:`MIN_IOU`, the test that makes two segments one object across
-    chunks) are merged into the best-scoring one (its mask logits become the group's maximum, the
-    others' are cleared), so the VPS overlap test cannot drop an object whose pixels two
-    duplicates share.
+    """One query per object inside a chunk. Two thing queries of one class are duplicates when at
+    least :data:`MIN_IOU` of the smaller one's foreground voxels over the chunk (mask logit > 0)
+    lie in the other's: the same object twice, or a piece of it. Each group of duplicates is
+    merged into its best-scoring query (its mask logits become the group's maximum, the others'
+    are cleared). Without this, two duplicates that share an object's pixels both fail the VPS
+    overlap test and the object vanishes for a chunk, or a piece of it becomes a short extra
+    track; offline, deciding over the whole video, rarely meets either.
 
     Args:
         masks: [n, Q, h, w] the chunk's mask logits.
@@ -155,7 +160,7 @@ def merge_duplicates(
     fg = (masks[:, cand] > 0).transpose(0, 1).reshape(len(cand), -1).float()  # [k, n*h*w]
     inter = fg @ fg.T  # [k, k] voxels in both
     area = fg.sum(1)
-    iou = inter / (area[:, None] + area[None] - inter).clamp(min=1)
+    contained = inter / torch.minimum(area[:, None], area[None]).clamp(min=1)  # of the smaller
     group = list(range(len(cand)))  # union-find over the candidates
 
     def root(i: int) -> int:
@@ -165,7 +170,7 @@ def merge_duplicates(
 
     for i in range(len(cand)):
         for j in range(i + 1, len(cand)):
-            if labels[cand[i]] == labels[cand[j]] and iou[i, j] >= MIN_IOU:
+            if labels[cand[i]] == labels[cand[j]] and contained[i, j] >= MIN_IOU:
                 group[root(j)] = root(i)
     members: dict[int, list[int]] = {}
     for i, q in enumerate(cand):
