@@ -20,7 +20,9 @@ from vidpan.demo import SHIPPED_WEIGHTS
 from vidpan.inference.video_io import open_video
 
 FAST = ["--weights", str(SHIPPED_WEIGHTS), "--set", "inference.short_side=64", "--no-progress"]
-# What each task writes (frames.jsonl and config.yaml come from the first task of a run).
+# What each task writes (frames.jsonl, config.yaml and overlay/ come from the first task of a run).
+# The overlay mp4 is not compared: libx264's bytes differ from run to run even for one task run
+# twice on the same frames (checked: the painted frames are identical); its frames are counted.
 OUTPUTS = {"vps": ("pan_pred", "pred.json", "frames.jsonl"), "vss": ("sem_pred",)}
 
 
@@ -85,18 +87,32 @@ def _check_tasks_equal_alone(
             _same(tmp_path / "both" / item, tmp_path / task / item)
     assert len(list((tmp_path / "both" / "pan_pred" / name).iterdir())) == frames
     assert len(list((tmp_path / "both" / "sem_pred" / name).iterdir())) == frames
+    with av.open(str(tmp_path / "both" / "overlay" / f"{name}.mp4")) as overlay:
+        assert sum(1 for _ in overlay.decode(video=0)) == frames
 
 
 def test_two_tasks_from_a_pipe_with_a_span_equal_each_task_alone(video: Path, tmp_path: Path) -> None:
-    # Offline decides at the end: each task's frames come back from its spill (stdin is read once).
-    # Frames 3 .. 8 (0.5 s at 6 fps, 6 frames).
-    args = ["--mode", "offline", "--start", "0.5", "--max-frames", "6", *FAST]
+    # Offline decides at the end: each task's frames come back from its spill (stdin is read once),
+    # the first task's for the overlay too. Frames 3 .. 8 (0.5 s at 6 fps, 6 frames).
+    args = ["--mode", "offline", "--overlay", "--start", "0.5", "--max-frames", "6", *FAST]
     _check_tasks_equal_alone(tmp_path, "-", args, stdin=video, frames=6, name="stdin")
 
 
 def test_two_tasks_on_a_resampled_span_of_a_file_equal_each_task_alone(video: Path, tmp_path: Path) -> None:
     # 0.5 s .. 1.5 s resampled to 4 fps: 4 frames. Online with --stream: every window written at once.
-    args = ["--mode", "online", "--stream", "--start", "0.5", "--end", "1.5", "--fps", "4", *FAST]
+    args = [
+        "--mode",
+        "online",
+        "--stream",
+        "--overlay",
+        "--start",
+        "0.5",
+        "--end",
+        "1.5",
+        "--fps",
+        "4",
+        *FAST,
+    ]
     _check_tasks_equal_alone(tmp_path, str(video), args, stdin=None, frames=4, name="clip")
 
 

@@ -10,6 +10,8 @@ The views advance together: the models share one ViT (:class:`~vidpan.inference.
 which lets a model run at most ``capacity`` ViT inputs ahead of the slowest, so the buffer holds
 about ``capacity + 1`` windows of frames, never the whole stream. A view that stops early (its
 predictor failed) stops counting. A decode error is raised in every view that reaches it.
+Every view gets the same arrays: consumers must not write into a frame (vidpan does not: the
+resize and the overlay painting make new arrays).
 
 Views are read once (``replayable = False``): a whole-video mode keeps the frames it shows again in
 a spill on disk, as for the stream itself. Files and folders need no tee: each task opens its own
