@@ -1,8 +1,11 @@
 """Long mode keeps identities across refiner chunks: on synthetic videos six chunks long, its
 VPQ is within a point of offline's and it finds as many tracks ((id, class) pairs) within 10 %.
 
-The shipped model, 4 held-out synthetic videos of 48 frames (chunk_length 12, overlap 4). Before
-the stitching (docs/session.md) long mode found 38 tracks where offline finds 26.
+The shipped model, 48-frame held-out synthetic videos (chunk_length 12, overlap 4), two sets:
+4 videos of seed 3 and 8 videos of seed 21. Measured (docs/session.md): offline 56.33 / 26 and
+70.58 / 53 (VPQ / tracks), long 60.04 / 26 and 69.97 / 57. Before the duplicate merge and the
+refiner context, long was 58.88 / 26 and 68.75 / 62 (seed 21 missed both targets). Both modes on
+both sets took 330 s on a busy shared 2-core CPU, hence slow.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ def _tracks(pred_json: Path) -> int:
 
 
 @pytest.mark.slow
-def test_long_mode_matches_offline_on_videos_several_chunks_long(tmp_path: Path) -> None:
-    data = generate(tmp_path / "data", videos=4, frames=48, size=(128, 224), seed=3, val_fraction=1.0)
+@pytest.mark.parametrize(("seed", "videos"), [(3, 4), (21, 8)])
+def test_long_mode_matches_offline_on_videos_several_chunks_long(
+    tmp_path: Path, seed: int, videos: int
+) -> None:
+    data = generate(tmp_path / "data", videos=videos, frames=48, size=(128, 224), seed=seed, val_fraction=1.0)
     config, model = load_pretrained(SHIPPED_WEIGHTS)
     assert 3 * config.inference.chunk_length < 48
     scores, tracks = {}, {}
@@ -36,6 +42,8 @@ def test_long_mode_matches_offline_on_videos_several_chunks_long(tmp_path: Path)
         out = tmp_path / mode
         scores[mode] = evaluate_vipseg_split(model, config, data.vipseg_root, "val", mode=mode, out_dir=out)
         tracks[mode] = _tracks(out / "predictions" / "pred.json")
-    print(f"VPQ offline {scores['offline']['VPQ']:.2f} long {scores['long']['VPQ']:.2f}; tracks {tracks}")
+    print(
+        f"seed {seed}: VPQ offline {scores['offline']['VPQ']:.2f} long {scores['long']['VPQ']:.2f}; tracks {tracks}"
+    )
     assert scores["long"]["VPQ"] >= scores["offline"]["VPQ"] - 1.0
     assert abs(tracks["long"] - tracks["offline"]) <= 0.1 * tracks["offline"]

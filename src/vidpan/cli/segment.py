@@ -156,14 +156,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("under torchrun give --video-list (every rank would write the same --out)")
 
     if args.task is not None or args.weights_vss is not None:
+        from vidpan.inference.segment_job import max_pixels_override
         from vidpan.inference.tasks import parse_tasks, segment_tasks
 
         tasks = parse_tasks(args.task or "vps")
         if len(tasks) > 1 or args.vss_from == "panoptic" or args.weights_vss is not None:
-            if args.stream:
-                raise InputError("--stream is not available with several tasks or --vss-from panoptic")
-            if _span(args).active:
-                raise InputError("--start/--end/--max-frames/--fps are not available with several tasks")
             if args.engine != "torch":
                 raise InputError(
                     f"--engine {args.engine} is not available with several tasks or --vss-from panoptic"
@@ -173,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
                 vss_from=args.vss_from, preset=args.preset, mode=args.mode, device=args.device,
                 precision=args.precision, categories=args.categories, overrides=args.overrides,
                 overlay=args.overlay, progress=not args.no_progress and sys.stderr.isatty(),
-                overwrite=args.overwrite,
+                overwrite=args.overwrite, span=_span(args), stream=args.stream,
+                max_pixels=max_pixels_override(args.overrides),
             ):  # fmt: skip
                 print(line)
             return 0

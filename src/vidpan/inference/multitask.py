@@ -35,6 +35,7 @@ from torch import nn
 
 from vidpan.config import Config
 from vidpan.errors import InputError
+from vidpan.inference.tee import TeeView
 from vidpan.models.backbone.vit import VisionTransformer
 from vidpan.models.build import DVIS
 
@@ -263,17 +264,21 @@ def share_vit(models: Sequence[DVIS], configs: Sequence[Config], *, capacity: in
 
 @dataclass
 class TaskRun:
-    """One model's job in :func:`run_tasks`: its predictor and the ``predict`` keyword arguments."""
+    """One model's job in :func:`run_tasks`: its predictor, the ``predict`` keyword arguments and,
+    optionally, its own video (a reader of its own, or a :class:`~vidpan.inference.tee.TeeView`)."""
 
     predictor: Any  # VideoPredictor
     options: dict[str, Any] = field(default_factory=dict)
+    video: Any = None  # None: run_tasks' video
 
 
-def run_tasks(shared: SharedViT, runs: Sequence[TaskRun], video: Any) -> list[Any]:
+def run_tasks(shared: SharedViT, runs: Sequence[TaskRun], video: Any = None) -> list[Any]:
     """Run every model on ``video`` concurrently, the ViT once per frame; returns their predictions.
 
     ``video`` must be re-openable by each model (a path, a frame array or list); each predictor
-    gets its own reader. The first error of any model is raised after all threads stopped.
+    gets its own reader. A run with its own ``video`` reads that instead (a stream read once is
+    teed: :mod:`vidpan.inference.tee`). The first error of any model is raised after all threads
+    stopped.
     """
     devices = {str(r.predictor.device) for r in runs}
     if len(devices) != 1:
@@ -284,12 +289,15 @@ def run_tasks(shared: SharedViT, runs: Sequence[TaskRun], video: Any) -> list[An
     errors: list[BaseException | None] = [None] * len(runs)
 
     def work(k: int) -> None:
+        own = runs[k].video
         try:
-            results[k] = runs[k].predictor.predict(video, **runs[k].options)
+            results[k] = runs[k].predictor.predict(video if own is None else own, **runs[k].options)
         except BaseException as exc:  # re-raised in the caller's thread
             errors[k] = exc
         finally:
             shared.finish(k)
+            if isinstance(own, TeeView):
+                own.close()  # the other views no longer keep frames for this one
 
     threads = [threading.Thread(target=work, args=(k,), name=f"vidpan-task-{k}") for k in range(len(runs))]
     for t in threads:

@@ -25,6 +25,8 @@ start and skipped up to ``--start`` (exact, simple; slow for a start deep into a
 from __future__ import annotations
 
 import math
+import os
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,9 +66,8 @@ def open_source(
     elif is_url(text):
         stem = PurePosixPath(urlparse(text).path).stem
         source = StreamSource(text, name=stem or "stream", label=text, options={"timeout": timeout})
-    elif text.startswith("/dev/video"):
-        if not Path(text).exists():
-            raise InputError("no such capture device", path=text)
+    elif is_capture_device(text):
+        check_capture_device(text)
         source = StreamSource(text, name=Path(text).name, label=text, format="v4l2")
     else:
         source = open_video(spec, max_pixels=max_pixels)
@@ -85,6 +86,41 @@ def is_url(text: str) -> bool:
     """Whether ``text`` is a URL of one of the :data:`STREAM_SCHEMES`."""
     scheme, sep, _ = text.partition("://")
     return bool(sep) and scheme.lower() in STREAM_SCHEMES
+
+
+def is_capture_device(text: str) -> bool:
+    """Whether ``text`` names a V4L2 capture device: ``/dev/videoN`` or a udev link under ``/dev/v4l/``."""
+    return text.startswith(("/dev/video", "/dev/v4l/"))
+
+
+def check_capture_device(path: str) -> None:
+    """Raise a one-line :class:`InputError` naming ``path`` unless it is a character device this
+    process can open read-write (what FFmpeg's v4l2 input needs). Opening a camera briefly is
+    harmless; nothing is read. Whether it is a *video* device is for FFmpeg to say."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputError("no such capture device (`ls /dev/video*` lists the cameras)", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the capture device ({_reason(exc)})", path=path) from None
+    if not stat.S_ISCHR(info.st_mode):
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(info.st_mode)
+            else "a regular file"
+            if stat.S_ISREG(info.st_mode)
+            else "not a device"
+        )
+        raise InputError(f"not a capture device ({kind}, not a character device)", path=path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    except PermissionError:
+        raise InputError(
+            "permission denied on the capture device (add the user to the `video` group)", path=path
+        ) from None
+    except OSError as exc:  # e.g. ENXIO: the node exists but no driver or camera is behind it
+        raise InputError(f"cannot open the capture device ({_reason(exc)})", path=path) from None
+    os.close(fd)
 
 
 class StreamSource(VideoSource):
@@ -110,6 +146,7 @@ class StreamSource(VideoSource):
 
         self._errors = (av.error.FFmpegError, OSError, ValueError, EOFError)
         self.label = label
+        self._format = format
         self.path = Path(name)
         self.name = name
         self.frame_names = None
@@ -175,6 +212,8 @@ class StreamSource(VideoSource):
         return np.ascontiguousarray(np.rot90(rgb, self._turns)) if self._turns else rgb
 
     def _hint(self) -> str:
+        if self._format == "v4l2":
+            return "; not a V4L2 video capture device? (`v4l2-ctl --list-devices` lists them)"
         if self.label != "stdin":
             return ""
         return (

@@ -9,6 +9,13 @@
 
 Outputs go to one ``--out``: ``pred.json`` + ``pan_pred/`` (VPS), ``sem_pred/`` (VSS),
 ``frames.jsonl`` and ``overlay/`` of the first task, ``config.yaml`` (the first model's config).
+
+Inputs are those of ``vidpan segment`` (:func:`~vidpan.inference.segment_job.open_inputs`): files,
+folders, ``-`` (stdin), URLs, capture devices, restricted to a :class:`~vidpan.inference.sources.Span`.
+A file or folder is decoded by each task's reader (the first task reads the opened source, the
+others reopen it; the ViT, the expensive part, runs once); a stream, which can be read once, is
+decoded once and teed to every task (:mod:`vidpan.inference.tee`). ``stream=True`` decides and
+writes each window as soon as it is processed (online / minvis), as for one task.
 """
 
 from __future__ import annotations
@@ -20,13 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vidpan.config import save_yaml
+from vidpan.config import DEFAULT_MAX_INPUT_PIXELS, save_yaml
 from vidpan.data.categories import CategoryMapping
 from vidpan.errors import InputError
 from vidpan.inference.multitask import TaskRun, run_tasks, share_vit
 from vidpan.inference.output import FrameWriter, OutputDirectory
 from vidpan.inference.predictor import VideoPredictor
-from vidpan.inference.video_io import open_video
+from vidpan.inference.segment_job import open_inputs
+from vidpan.inference.sources import Span, open_source
+from vidpan.inference.tee import tee
+from vidpan.inference.video_io import ArrayVideoSource, VideoSource
 from vidpan.inference.vss_merge import MergedSemanticPNGWriter
 from vidpan.inference.writers import (
     FrameJSONWriter,
@@ -71,6 +81,20 @@ def _writers(out: OutputDirectory, task: str, vss_from: str, labels: CategoryMap
     return [YTVISResultsWriter(out, labels=labels)]
 
 
+def _replayable(source: VideoSource) -> bool:
+    return bool(getattr(source, "replayable", True))
+
+
+def _readers(
+    source: VideoSource, path: str, count: int, *, span: Span | None, max_pixels: int
+) -> list[VideoSource]:
+    """One video per task: ``source`` for the first and a reopened copy for the others (a file
+    or folder), or views of one decode (a stream read once)."""
+    if not _replayable(source):
+        return list(tee(source, count))
+    return [source] + [open_source(path, span=span, max_pixels=max_pixels) for _ in range(count - 1)]
+
+
 def segment_tasks(
     inputs: Sequence[str],
     *,
@@ -88,9 +112,14 @@ def segment_tasks(
     overlay: bool = False,
     progress: bool = False,
     overwrite: bool = False,
+    span: Span | None = None,
+    stream: bool = False,
+    max_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
 ) -> list[str]:
     """Segment ``inputs`` for every task of ``tasks``; returns one summary line per video and task.
-    ``overwrite`` allows replacing vidpan's own earlier outputs in ``out_dir``."""
+    ``overwrite`` allows replacing vidpan's own earlier outputs in ``out_dir``; ``span`` selects a
+    part of every input (``--start/--end/--max-frames/--fps``); ``stream`` decides every window at
+    once (``--stream``); ``max_pixels`` refuses larger frames (``inference.max_input_pixels``)."""
     if vss_from not in VSS_FROM:
         raise InputError(f"--vss-from: expected soft or panoptic, got {vss_from!r}")
     if vss_from == "panoptic" and "vss" not in tasks:
@@ -99,10 +128,7 @@ def segment_tasks(
         raise InputError("--weights-vss names the VSS model of a multi-task run: use --task vps,vss")
     if weights_vss is not None and vss_from == "panoptic":
         raise InputError("--vss-from panoptic takes VSS from the VPS model: drop --weights-vss")
-    sources = [open_video(p) for p in inputs]
-    names = [s.name for s in sources]
-    if len(set(names)) != len(names):
-        raise InputError(f"several inputs have the same video name {sorted(names)}: outputs would collide")
+    sources = open_inputs(inputs, max_pixels=max_pixels, span=span)  # before the model loads
     config, model = load_for_inference(weights, preset=preset, overrides=overrides)
     labels = (
         CategoryMapping.from_file(categories)
@@ -128,7 +154,9 @@ def segment_tasks(
         configs.append(vcfg)
         models.append(vmodel)
     summaries: list[str] = []
-    with OutputDirectory(out_dir, overwrite=overwrite, inputs=inputs) as out:
+    # Files and folders (a stream read once holds no path an output could overwrite).
+    paths = [s.path for s in sources if not isinstance(s, ArrayVideoSource) and _replayable(s)]
+    with OutputDirectory(out_dir, overwrite=overwrite, inputs=paths) as out:
         runs: list[_Task] = []
         for k, task in enumerate(passes):
             predictor = VideoPredictor(models[k], configs[k], device=device, precision=precision,  # type: ignore[arg-type]
@@ -159,14 +187,17 @@ def segment_tasks(
                     "writers": r.writers,
                     "keep_frames": False,
                     "progress": progress,
+                    "postprocess": "stream" if stream else "video",
                 }
                 for r in runs
             ]
             if shared is None:
                 predictions: list[Any] = [runs[0].predictor.predict(source, **options[0])]
             else:
+                videos = _readers(source, path, len(runs), span=span, max_pixels=max_pixels)
                 predictions = run_tasks(
-                    shared, [TaskRun(r.predictor, o) for r, o in zip(runs, options, strict=True)], path
+                    shared,
+                    [TaskRun(r.predictor, o, v) for r, o, v in zip(runs, options, videos, strict=True)],
                 )
             for r, p in zip(runs, predictions, strict=True):
                 summaries.append(

@@ -9,6 +9,9 @@ thing segments keep the id their slot had in the previous chunk (``1 + slot`` th
 an id claimed twice goes to the better match and the other segment gets a fresh id above every
 slot-stable id. Stuff ids are one per class (``1 + Q + class``) and need no stitching.
 
+Inside a chunk, :func:`merge_duplicates` first makes each object one query (two queries of one
+class covering one object would otherwise both fail the VPS overlap test, or split it).
+
 Memory: the previous chunk's decisions on the shared frames ([overlap, H, W] int32).
 """
 
@@ -17,11 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
 
+from vidpan.inference.masks import class_probabilities
 from vidpan.structures import PanopticFrame, Segment
 
 MIN_IOU = 0.5
 MIN_SIMILARITY = 0.7  # cosine of mean refined query embeddings, to re-identify a track
+CLEARED = -1e4  # mask logit of a merged-away query: sigmoid 0, never foreground
 
 
 @dataclass
@@ -120,3 +126,64 @@ def _remap(frame: PanopticFrame, mapping: dict[int, int]) -> PanopticFrame:
         if mapping[s.id] != s.id:
             ids[frame.segment_ids == s.id] = mapping[s.id]
     return replace(frame, segment_ids=ids, segments=[replace(s, id=mapping[s.id]) for s in frame.segments])
+
+
+def merge_duplicates(
+    masks: torch.Tensor,
+    class_logits: torch.Tensor,
+    aux: torch.Tensor | None,
+    *,
+    num_things: int,
+    threshold: float,
+) -> torch.Tensor:
+    """One query per object inside a chunk. Two thing queries of one class are duplicates when at
+    least :data:`MIN_IOU` of the smaller one's foreground voxels over the chunk (mask logit > 0)
+    lie in the other's: the same object twice, or a piece of it. Each group of duplicates is
+    merged into its best-scoring query (its mask logits become the group's maximum, the others'
+    are cleared). Without this, two duplicates that share an object's pixels both fail the VPS
+    overlap test and the object vanishes for a chunk, or a piece of it becomes a short extra
+    track; offline, deciding over the whole video, rarely meets either.
+
+    Args:
+        masks: [n, Q, h, w] the chunk's mask logits.
+        class_logits, aux: [Q, K+1] the chunk's class logits and the tracker's (max-fused).
+        num_things: classes below this index are things.
+        threshold: ``inference.object_mask_threshold`` (queries at or below it are ignored).
+
+    Returns:
+        [n, Q, h, w] mask logits (``masks`` itself when nothing is merged).
+    """
+    scores, labels = class_probabilities(class_logits, aux).max(-1)  # [Q]
+    cand = torch.nonzero((labels < num_things) & (scores > threshold)).flatten().tolist()
+    if len(cand) < 2:
+        return masks
+    fg = (masks[:, cand] > 0).transpose(0, 1).reshape(len(cand), -1).float()  # [k, n*h*w]
+    inter = fg @ fg.T  # [k, k] voxels in both
+    area = fg.sum(1)
+    contained = inter / torch.minimum(area[:, None], area[None]).clamp(min=1)  # of the smaller
+    group = list(range(len(cand)))  # union-find over the candidates
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for i in range(len(cand)):
+        for j in range(i + 1, len(cand)):
+            if labels[cand[i]] == labels[cand[j]] and contained[i, j] >= MIN_IOU:
+                group[root(j)] = root(i)
+    members: dict[int, list[int]] = {}
+    for i, q in enumerate(cand):
+        members.setdefault(root(i), []).append(q)
+    out = masks
+    for queries in members.values():
+        if len(queries) < 2:
+            continue
+        if out is masks:
+            out = masks.clone()
+        best = max(queries, key=lambda q: float(scores[q]))
+        out[:, best] = masks[:, queries].amax(1)
+        for q in queries:
+            if q != best:
+                out[:, q] = CLEARED
+    return out
