@@ -270,4 +270,6 @@ def benchmark_eval(
         official, m_official = time_official(
             case, Path(official_dir), runs=runs, python=sys.executable, num_processes=official_processes
         )
-    return EvalBenchResult(description, serial, parallel, workers, cli, official, m_serial, m_parallel, m_official)
+    return EvalBenchResult(
+        description, serial, parallel, workers, cli, official, m_serial, m_parallel, m_official
+    )
