@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from vidpan.errors import InputError
+from vidpan.inference.array_source import ArrayVideoSource
 from vidpan.inference.sources import Span, SpanSource, StreamSource, open_source
-from vidpan.inference.video_io import ArrayVideoSource, open_video
+from vidpan.inference.video_io import open_video
 
 
 def numbered_frames(count: int, height: int = 48, width: int = 64) -> np.ndarray:

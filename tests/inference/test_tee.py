@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from vidpan.errors import InputError
+from vidpan.inference.array_source import ArrayVideoSource
 from vidpan.inference.tee import tee
-from vidpan.inference.video_io import ArrayVideoSource, VideoSource
+from vidpan.inference.video_io import VideoSource
 
 
 class _Once(VideoSource):

@@ -13,6 +13,7 @@ def _run(code: str, env_value: str | None) -> str:
 
     env = dict(os.environ)
     env.pop("VIDPAN_MALLOC_TUNING", None)
+    env.pop("MKL_DISABLE_FAST_MM", None)  # another test's vidpan main() may have set it here
     if env_value is not None:
         env["VIDPAN_MALLOC_TUNING"] = env_value
     return subprocess.run(

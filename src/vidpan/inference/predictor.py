@@ -38,12 +38,13 @@ import torch
 from vidpan.config import Config
 from vidpan.data.categories import CategoryMapping
 from vidpan.errors import InputError
+from vidpan.inference.array_source import ArrayVideoSource
 from vidpan.inference.context import MODES, TASKS, Mode, PostProcess, Precision, RunContext, Task, Timer
 from vidpan.inference.output import FrameResult, FrameWriter
 from vidpan.inference.progress import StageProgress
 from vidpan.inference.session import Session
 from vidpan.inference.spill import TensorSpill
-from vidpan.inference.video_io import ArrayVideoSource, VideoSource, open_video
+from vidpan.inference.video_io import VideoSource, open_video
 from vidpan.models.build import DVIS, load_pretrained
 from vidpan.structures import InstanceFrame, PanopticFrame, Segment
 

@@ -18,10 +18,11 @@ from pathlib import Path
 from vidpan.config import DEFAULT_MAX_INPUT_PIXELS, Config, save_yaml
 from vidpan.data.categories import CategoryMapping
 from vidpan.errors import InputError
+from vidpan.inference.array_source import ArrayVideoSource
 from vidpan.inference.output import FrameWriter, OutputDirectory
 from vidpan.inference.predictor import Mode, Precision, Task, VideoPredictor
 from vidpan.inference.sources import Span, open_source
-from vidpan.inference.video_io import ArrayVideoSource, VideoSource, check_frame_limit, frame_limit_applies
+from vidpan.inference.video_io import VideoSource, check_frame_limit, frame_limit_applies
 from vidpan.inference.writers import (
     FrameJSONWriter,
     OverlayVideoWriter,

@@ -30,13 +30,14 @@ from typing import Any
 from vidpan.config import DEFAULT_MAX_INPUT_PIXELS, save_yaml
 from vidpan.data.categories import CategoryMapping
 from vidpan.errors import InputError
+from vidpan.inference.array_source import ArrayVideoSource
 from vidpan.inference.multitask import TaskRun, run_tasks, share_vit
 from vidpan.inference.output import FrameWriter, OutputDirectory
 from vidpan.inference.predictor import VideoPredictor
 from vidpan.inference.segment_job import open_inputs
 from vidpan.inference.sources import Span, open_source
 from vidpan.inference.tee import tee
-from vidpan.inference.video_io import ArrayVideoSource, VideoSource
+from vidpan.inference.video_io import VideoSource
 from vidpan.inference.vss_merge import MergedSemanticPNGWriter
 from vidpan.inference.writers import (
     FrameJSONWriter,

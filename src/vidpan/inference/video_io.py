@@ -49,7 +49,7 @@ import logging
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,6 @@ from vidpan.inference.resize import resize_frames, test_size
 
 __all__ = [
     "DEFAULT_FOLDER_FPS",
-    "ArrayVideoSource",
     "FrameFolderSource",
     "VideoFileSource",
     "VideoSource",
@@ -396,36 +395,3 @@ def _seconds(frame: Any, index: int, fps: float) -> float:
     if frame.pts is not None and frame.time_base is not None:
         return round(float(frame.pts * frame.time_base), 6)
     return round(index / fps, 6)
-
-
-class ArrayVideoSource(VideoSource):
-    """Frames already in memory: uint8 [T, H, W, 3] RGB (a NumPy array or a list of frames)."""
-
-    def __init__(
-        self,
-        frames: np.ndarray | Sequence[np.ndarray],
-        *,
-        name: str = "video",
-        fps: float = DEFAULT_FOLDER_FPS,
-    ) -> None:
-        seq = list(frames)
-        if not seq:
-            raise InputError("no frames given")
-        first = np.asarray(seq[0])
-        if first.dtype != np.uint8 or first.ndim != 3 or first.shape[2] != 3:
-            raise InputError(f"frames must be uint8 [H, W, 3] RGB, got {first.dtype} {first.shape}")
-        for t, frame in enumerate(seq):
-            if np.asarray(frame).shape != first.shape:
-                raise InputError(f"frame {t} has shape {np.asarray(frame).shape}, frame 0 has {first.shape}")
-        self._frames = seq
-        self.path = Path(name)
-        self.name = name
-        self.fps = float(fps)
-        self.num_frames = len(seq)
-        self.num_frames_exact = True
-        self.height, self.width = int(first.shape[0]), int(first.shape[1])
-        self.frame_names = None
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for frame in self._frames:
-            yield np.asarray(frame)
