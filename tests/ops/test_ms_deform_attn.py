@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vidpan.ops import ms_deform_attn as msda
-from vidpan.ops.ms_deform_attn import MSDeformAttn, compute_dtype, ms_deform_attn_core
+from vidpan.ops.ms_deform_attn import MSDeformAttn, compute_dtype, ms_deform_attn_core, softmax_short_rows
 
 
 @pytest.fixture(params=msda.IMPLS, autouse=True)
@@ -226,3 +226,15 @@ def test_gather_equals_grid_sample_on_pixel_decoder_shapes() -> None:
     a = msda.ms_deform_attn_core_gather(value, shapes, loc, weights)
     b = msda.ms_deform_attn_core_grid_sample(value, shapes, loc, weights)
     assert (a - b).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize(("groups", "k"), [(8, 12), (6, 4), (1, 3)])
+def test_softmax_short_rows_equals_softmax_over_groups(groups: int, k: int) -> None:
+    torch.manual_seed(0)
+    wide = torch.randn(2, 37, 5 + groups * k) * 4
+    x = wide[..., 5:]  # a strided slice, as the fused projection's logits are
+    out = softmax_short_rows(x, k)
+    expected = x.reshape(2 * 37, groups, k).softmax(-1)
+    assert out.shape == (2 * 37, groups, k)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(out.sum(-1), torch.ones(2 * 37, groups), rtol=0, atol=1e-6)

@@ -82,7 +82,7 @@ def _segment(ctx: RunContext, x: torch.Tensor, batch: int) -> SegmenterOutput:
 
     Each part is copied into the window's [N, ...] tensors as soon as it is computed and then
     dropped, so a window's frames are held once (not as parts plus their concatenation: ~55 MB
-    less peak memory on the DVIS++ speed anchor); the values are those of ``torch.cat``.
+    less transient memory per window on the DVIS++ speed anchor); the values are those of ``torch.cat``.
     """
     segmenter = ctx.model.segmenter
     if batch <= 0 or batch >= x.shape[0]:
